@@ -1,0 +1,45 @@
+# modevo — the two commands a fresh clone needs: `make smoke` (main job on the embedded default) and
+# `make test` (the suite). Each does all set-up first through `make setup` (idempotent, stamp file).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODEVO := $(VENV)/bin/modevo
+STAMP := $(VENV)/.setup-stamp
+SCALE ?= smoke
+export HF_DATASETS_OFFLINE := 1
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup test smoke corpus stats clean-cache help
+
+help:
+	@echo "make smoke   build the smoke corpus from the vendored novels and print its stats (does setup)"
+	@echo "make test    run the test suite offline (does setup)"
+	@echo "make setup   venv + torch 2.13.0 CPU + modevo[test] + espeak-ng/MBROLA (idempotent)"
+	@echo "make corpus SCALE=smoke|cpu|paper   build one scale's corpus; make stats SCALE=... shows it"
+
+setup: $(STAMP)
+
+# torch first: the CPU build 2.13.0 on disk satisfies modevo's range, so pip pulls no CUDA build.
+$(STAMP): pyproject.toml scripts/setup_system.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	bash scripts/setup_system.sh
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+smoke: setup
+	$(MODEVO) corpus build --config configs/corpus/smoke.yaml
+
+corpus: setup
+	$(MODEVO) corpus build --config configs/corpus/$(SCALE).yaml
+
+stats: setup
+	$(MODEVO) corpus stats --config configs/corpus/$(SCALE).yaml
+
+clean-cache:
+	rm -rf cache

@@ -1,0 +1,5 @@
+import sys
+
+from modevo.cli import main
+
+sys.exit(main())

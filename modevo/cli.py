@@ -1,0 +1,112 @@
+"""The `modevo` command: one subcommand per stage. User mistakes are one line on stderr, exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from modevo import __version__
+from modevo.errors import ModevoError
+
+log = logging.getLogger("modevo")
+
+CONFIG_HELP = "YAML config; defaults < this file < key=value overrides (dotted: text.max_words=40)"
+
+
+def _corpus_config(args):
+    from modevo.config import load
+    from modevo.corpus.config import CorpusConfig
+
+    overrides = list(args.overrides)
+    if getattr(args, "num_proc", None) is not None:
+        overrides.append(f"num_proc={args.num_proc}")
+    return load(CorpusConfig, args.config, overrides)
+
+
+def cmd_corpus_build(args) -> int:
+    from modevo.corpus.build import build, load_manifest
+    from modevo.corpus.stats import format_stats
+
+    cfg = _corpus_config(args)
+    paths = build(cfg, progress=not args.no_progress)
+    manifest, _ = load_manifest(cfg)
+    print(f"corpus written to {paths.root}")
+    print(format_stats(manifest))
+    return 0
+
+
+def cmd_corpus_stats(args) -> int:
+    import json
+
+    from modevo.corpus.build import load_manifest
+    from modevo.corpus.stats import format_stats
+
+    manifest, _ = load_manifest(_corpus_config(args))
+    print(json.dumps(manifest["stats"], indent=2) if args.json else format_stats(manifest))
+    return 0
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", default=None, help=CONFIG_HELP)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, highest precedence")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modevo",
+        description="Controlled modality-evolution experiments on speech language models. "
+                    "Stages in data-flow order: corpus → units → views → train → tasks → score → report.",
+    )
+    parser.add_argument("--version", action="version", version=f"modevo {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE")
+    stages.required = True
+
+    corpus = stages.add_parser("corpus", help="build the aligned text/phone corpus and show its stats")
+    corpus_cmds = corpus.add_subparsers(dest="command", metavar="COMMAND")
+    corpus_cmds.required = True
+    b = corpus_cmds.add_parser("build", help="sentences → normalised text → phones → Arrow shards (cached, resumable)")
+    _add_config_args(b)
+    b.add_argument("--num-proc", type=int, default=None, help="worker processes (does not change the output)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_corpus_build)
+    s = corpus_cmds.add_parser("stats", help="documents, chunks, sentences, words, phones per split; skips; g2p share")
+    _add_config_args(s)
+    s.add_argument("--json", action="store_true", help="print the stats as JSON")
+    s.set_defaults(func=cmd_corpus_stats)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    """modevo's messages go to the current stderr as 'modevo: ...' lines, once per call of main()."""
+    for h in [h for h in log.handlers if getattr(h, "_modevo", False)]:
+        log.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("modevo: %(message)s"))
+    handler._modevo = True
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ModevoError as e:
+        print(f"modevo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("modevo: interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

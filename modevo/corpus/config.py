@@ -1,0 +1,73 @@
+"""The corpus stage's config: where text comes from, how sentences are kept, split and stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modevo.config import require
+
+
+@dataclass
+class SourceConfig:
+    # Text files or folders of .txt files; "builtin:novels" is the vendored public-domain subset.
+    paths: list[str] = field(default_factory=lambda: ["builtin:novels"])
+    # Or a `datasets` dataset: a local folder saved with save_to_disk, a local json/parquet/text file,
+    # or a hub name (works only with a network). When set, `paths` is ignored.
+    dataset: str | None = None
+    dataset_split: str = "train"
+    text_column: str = "text"
+    docs_per_shard: int = 200  # datasets rows (documents) per shard
+    max_documents: int | None = None  # take the first N documents (sorted by path)
+    # Keep at most N sentences of each document, starting at `start_sentence` (skips title pages).
+    start_sentence: int = 0
+    max_sentences_per_document: int | None = None
+
+    def __post_init__(self):
+        require(self.docs_per_shard > 0, "docs_per_shard must be positive")
+        require(self.start_sentence >= 0, "start_sentence must be >= 0")
+        require(self.max_documents is None or self.max_documents > 0, "max_documents must be positive")
+        require(self.max_sentences_per_document is None or self.max_sentences_per_document > 0,
+                "max_sentences_per_document must be positive")
+
+
+@dataclass
+class TextConfig:
+    min_words: int = 1
+    max_words: int = 60  # longer sentences are skipped (reason too_long): they would not fit a context
+    max_chars: int = 600  # of the written sentence, before normalisation
+
+    def __post_init__(self):
+        require(self.min_words > 0, "min_words must be positive")
+        require(self.max_words >= self.min_words, "max_words must be >= min_words")
+        require(self.max_chars > 0, "max_chars must be positive")
+
+
+@dataclass
+class SplitConfig:
+    chunk_sentences: int = 20  # contiguous sentences per chunk; chunks are the unit of assignment
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self):
+        require(self.chunk_sentences > 0, "chunk_sentences must be positive")
+        require(0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1, "fractions must be in [0, 1)")
+        require(self.valid_fraction + self.test_fraction < 1, "valid_fraction + test_fraction must be < 1")
+
+
+@dataclass
+class CorpusConfig:
+    name: str = "default"
+    source: SourceConfig = field(default_factory=SourceConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    cache_dir: str = "cache"  # relative to the working directory; MODEVO_CACHE overrides it
+    num_proc: int = 2  # worker processes; does not change the output
+
+    def __post_init__(self):
+        require(self.num_proc > 0, "num_proc must be positive")
+        require(bool(self.name.strip()), "name must not be empty")
+
+
+# Fields that change how the build runs but not what it writes: left out of the cache key.
+RUNTIME_ONLY = ("cache_dir", "num_proc", "name")

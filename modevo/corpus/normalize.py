@@ -1,0 +1,346 @@
+"""Written sentence → ONE spoken string (lowercase a-z, inner apostrophes, single spaces).
+
+Every text and phone view is built from this one string, so it must be deterministic and cheap: all
+regexes are compiled once, there is one inflect engine, and number words are memoised.
+
+Choices worth knowing (the written form is kept elsewhere for display):
+- Non-ASCII text is NFKC-normalised, then folded char by char (café → cafe, æ → ae, ß → ss, curly quotes
+  → straight). A letter whose Unicode name is not LATIN makes the sentence `non_latin`.
+- 4-digit numbers 1100-1999 and 2010-2099 are read as years wherever they stand ("1500 men" → fifteen
+  hundred men); other cardinals keep the British "and" (one hundred and twenty). 2000-2009 → two thousand five.
+- "N.NN" with hour ≤ 24 and minutes < 60 is a time ("the 4.30 train" → four thirty): in these novels it
+  nearly always is. Other decimals are read "three point five". "10:00" → ten o'clock.
+- Old money: £/L + number → pounds, "5s." → five shillings, "6d." → six pence; "2d of May" / "23d, 1857"
+  (old ordinals) → second / twenty third. "1½d" → one and a half d (the d is left as a letter).
+- "St." → street when it follows a capitalised word and is not followed by one, otherwise saint.
+- Roman numerals: after chapter/book/part/volume/act/scene/canto → cardinal ("Chapter IV" → chapter four);
+  after a capitalised name, I/V/X numerals of 2+ letters or a lone V or X → regnal ("George III" → george the
+  third); a sentence that is only a numeral (a heading, "XLII.") → cardinal. A bare "I" is never converted.
+- Apostrophes are kept between letters (don't, o'clock, holmes's) and dropped at word edges ('tis → tis,
+  the boys' → the boys).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import inflect
+
+SKIP_REASONS = ("control_chars", "non_latin", "no_letters", "empty")
+
+_P = inflect.engine()
+_A = re.ASCII  # \d and \w must mean ASCII only: other scripts' digits are not numbers we can speak
+
+# ---------------------------------------------------------------- sentence splitting
+# Titles that (nearly) always precede a name: a period after them never ends a sentence.
+_TITLES = frozenset(
+    "mr mrs messrs dr st capt col gen lieut lt sgt rev prof hon mt mme mlle maj gov geo wm chas jas thos "
+    "vol chap".split()
+)
+# terminator run, closing quotes/brackets, whitespace, then (opening quote) + capital letter
+_BOUNDARY = re.compile(r"([.!?]+)([\"'\u201d\u2019)\]\u00bb]*)(\s+)(?=[\"'\u201c\u2018(\[\u00ab]*[A-Z])")
+_INITIALISM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]$")
+
+
+def _protected(text: str, end: int) -> bool:
+    """True if the single '.' ending at text[end] belongs to an abbreviation, initial or ellipsis."""
+    start = end
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    token = text[start:end].lstrip("\"'([\u201c\u2018\u00ab")
+    if not token:  # ". . ." spaced ellipsis: a lone dot after whitespace
+        return True
+    if len(token) == 1 and token.isupper() and token != "I":  # initial: J. R. Smith
+        return True
+    return token.lower() in _TITLES or _INITIALISM.match(token) is not None
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Split one paragraph into sentences; only whitespace between sentences is dropped.
+
+    Splits after . ! ? (plus closing quotes/brackets) when whitespace and a capital letter follow. Does not
+    split after titles (Mr. Dr. St. ...), single-letter initials, dotted initialisms (M.R.C.S., i.e.) or
+    ellipses ("...", ". . ."): a missed split only makes a longer sentence, a false one makes a fragment.
+    """
+    out, pos = [], 0
+    for m in _BOUNDARY.finditer(paragraph):
+        term = m.group(1)
+        if term.startswith("..") or (term == "." and _protected(paragraph, m.start(1))):
+            continue
+        sentence = paragraph[pos : m.end(2)].strip()
+        if sentence:
+            out.append(sentence)
+        pos = m.end(3)
+    tail = paragraph[pos:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+# ---------------------------------------------------------------- character folding
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_NON_LATIN = "\x00"  # sentinel written by the fold table; real NULs were rejected before folding
+_FOLD_FIXED = {
+    "\u00e6": "ae", "\u00c6": "AE", "\u0153": "oe", "\u0152": "OE", "\u00df": "ss", "\u1e9e": "SS",
+    "\u00f8": "o", "\u00d8": "O", "\u0142": "l", "\u0141": "L", "\u0111": "d", "\u0110": "D",
+    "\u00f0": "d", "\u00d0": "D", "\u00fe": "th", "\u00de": "Th", "\u0131": "i", "\u014b": "ng",
+    "\u017f": "s", "\u0127": "h", "\u0126": "H",
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u02bc": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
+    "\u00a3": "\u00a3", "\u20ac": "\u20ac", "\u20a4": "\u00a3", "\u00a5": " yen ",
+}
+_NAME_LETTER = re.compile(r"LATIN (?:SMALL|CAPITAL) (?:LETTER|LIGATURE) ([A-Z]{1,2})\b")
+
+
+class _FoldTable(dict):
+    """str.translate table filled lazily: each distinct non-ASCII char is classified once per process."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        out = ch if code < 128 else _fold_char(ch)
+        self[code] = out
+        return out
+
+
+def _fold_char(ch: str) -> str:
+    if ch in _FOLD_FIXED:
+        return _FOLD_FIXED[ch]
+    cat = unicodedata.category(ch)
+    if cat[0] == "M":
+        return ""  # stray combining mark
+    if cat[0] != "L":
+        return " "  # symbols, punctuation, foreign digits, spaces: word separators
+    if cat == "Lm":
+        return ""  # modifier letters (IPA stress marks etc.) carry no sound of their own here
+    name = unicodedata.name(ch, "")
+    if not name.startswith("LATIN"):
+        return _NON_LATIN
+    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if c.isascii() and c.isalpha())
+    if base:
+        return base
+    m = _NAME_LETTER.match(name)  # e.g. LATIN SMALL LETTER TURNED A → a
+    if m:
+        return m.group(1).lower() if "SMALL" in name else m.group(1)
+    return ""
+
+
+_FOLD = _FoldTable()
+_VULGAR = {"\u00bd": "a half", "\u00bc": "a quarter", "\u00be": "three quarters", "\u2153": "a third",
+           "\u2154": "two thirds", "\u215b": "an eighth"}
+_VULGAR_RE = re.compile(r"(\d?)([" + "".join(_VULGAR) + "])")
+
+
+def _fold(text: str) -> str:
+    # vulgar fractions before NFKC, which would turn "1½" into "11⁄2"
+    text = _VULGAR_RE.sub(lambda m: (m.group(1) + " and " if m.group(1) else " ") + _VULGAR[m.group(2)] + " ",
+                          text)
+    return unicodedata.normalize("NFKC", text).translate(_FOLD)
+
+
+# ---------------------------------------------------------------- numbers
+def _clean(words: str) -> str:
+    return words.replace("-", " ").replace(",", "")
+
+
+@lru_cache(maxsize=65536)
+def _cardinal(digits: str) -> str:
+    if len(digits) > 1 and digits[0] == "0" or len(digits) > 15:  # codes, huge numbers: digit by digit
+        return " ".join(_clean(_P.number_to_words(d)) for d in digits)
+    return _clean(_P.number_to_words(digits))
+
+
+@lru_cache(maxsize=8192)
+def _ordinal(digits: str) -> str:
+    if len(digits) > 15:
+        return _cardinal(digits[:-1]) + " " + _clean(_P.ordinal(_P.number_to_words(digits[-1])))
+    return _clean(_P.ordinal(_P.number_to_words(int(digits))))
+
+
+def _decimal(whole: str, frac: str) -> str:
+    return _cardinal(whole) + " point " + " ".join(_cardinal(d) for d in frac)
+
+
+@lru_cache(maxsize=4096)
+def _year(digits: str) -> str:
+    n = int(digits)
+    if 2000 <= n <= 2009:
+        return "two thousand" + (" " + _cardinal(digits[3]) if n > 2000 else "")
+    hi, lo = digits[:2], digits[2:]
+    if lo == "00":
+        return _cardinal(hi) + " hundred"
+    return _cardinal(hi) + (" oh " + _cardinal(lo[1]) if lo[0] == "0" else " " + _cardinal(lo))
+
+
+def _is_year(digits: str) -> bool:
+    return len(digits) == 4 and (1100 <= int(digits) <= 1999 or 2000 <= int(digits) <= 2099)
+
+
+def _number(digits: str) -> str:
+    return _year(digits) if _is_year(digits) else _cardinal(digits)
+
+
+_NUM = r"(\d{1,3}(?:,\d{3})+|\d+)"
+_SCALE = r"(?:\s+(thousand|million|billion))?"
+_CURRENCY = re.compile(r"(?:([$\u00a3\u20ac])|\bL(?=\d))\s?" + _NUM + r"(?:\.(\d\d)\b)?" + _SCALE, _A)
+_UNITS = {"$": ("dollar", "cent"), "\u00a3": ("pound", "penny"), "\u20ac": ("euro", "cent"), None: ("pound", "penny")}
+
+
+def _currency(m: re.Match) -> str:
+    unit, sub = _UNITS[m.group(1)]
+    digits, cents, scale = m.group(2).replace(",", ""), m.group(3), m.group(4)
+    if scale:
+        return f" {_cardinal(digits)} {scale} {unit}s "
+    out = f" {_cardinal(digits)} {unit}{'' if digits == '1' else 's'} "
+    if cents and int(cents):
+        plural = ("pence" if sub == "penny" else sub + "s") if cents != "01" else sub
+        out += f"{_cardinal(str(int(cents)))} {plural} "
+    return out
+
+
+def _time(m: re.Match) -> str:
+    h, mm = m.group(1), m.group(2)
+    if int(h) > 24 or int(mm) > 59:
+        return m.group(0).replace(":", " ")  # not a time: let the cardinal rule read both parts
+    hour = _cardinal(str(int(h)))
+    if mm == "00":
+        return f" {hour} o'clock "
+    return f" {hour} " + ("oh " + _cardinal(mm[1]) if mm[0] == "0" else _cardinal(mm)) + " "
+
+
+def _plain(m: re.Match) -> str:
+    """Cardinal, year or decimal, with an optional leading minus (group 1) and fraction (group 3)."""
+    digits = m.group(2).replace(",", "")
+    words = _decimal(digits, m.group(3)) if m.group(3) else _number(digits)
+    return (" minus " if m.group(1) else " ") + words + " "
+
+
+def _old_ordinal(m: re.Match) -> str:  # "2d of May", "May 23d", "2d, 1857"
+    month, digits = m.group(1) or "", m.group(2)
+    return f" {month} {_ordinal(digits)} " if int(digits) % 100 not in (12, 13) else m.group(0)
+
+
+def _money_unit(unit: str, one: str):
+    return lambda m: f" {_cardinal(m.group(1))} {one if m.group(1) == '1' else unit} "
+
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+# A minus sign only at the start or after a space/bracket/quote: "1812--13" is a range, not minus 13.
+_SIGNED = r"(?:(?<![^\s(\[\"'])(-)(?=\d)|(?<![\w.,]))" + _NUM + r"(?:\.(\d+))?"
+_NUMBER_RULES = [  # (pattern, replacement), applied in order on the folded text
+    (_CURRENCY, _currency),
+    (re.compile(_SIGNED + r"\s?%", _A), lambda m: _plain(m) + " percent "),
+    (re.compile(r"(?<![\d.:])(\d{1,2}):(\d\d)(?![\d:])", _A), _time),
+    (re.compile(r"(?<![\d.,])(\d{1,2})\.([0-5]\d)(?![\d.,]?\d)", _A), _time),
+    (re.compile(r"\b" + _NUM + r"(?:st|nd|rd|th)\b", _A | re.I), lambda m: f" {_ordinal(m.group(1).replace(',', ''))} "),
+    (re.compile(r"\b(?:(" + _MONTHS + r")\s+)?(\d*[23])d\b(?(1)|(?=\s+of\b|,?\s+\d{4}\b))", _A), _old_ordinal),
+    (re.compile(r"\b(\d{1,2})s(?:\.|(?=\s+\d{1,2}d\b))", _A), _money_unit("shillings", "shilling")),
+    (re.compile(r"\b(\d{1,2})d\b\.?", _A), _money_unit("pence", "penny")),
+    (re.compile(r"\b(1[1-9]|20)?([1-9]0)s\b", _A),  # decades: 1880s → eighteen eighties, 60s → sixties
+     lambda m: " " + _P.plural(_year(m.group(1) + m.group(2)) if m.group(1) else _cardinal(m.group(2))) + " "),
+    (re.compile(_SIGNED, _A), _plain),
+    (re.compile(r"\d+", _A), lambda m: f" {_number(m.group(0))} "),  # leftovers glued to letters or dots
+]
+
+# ---------------------------------------------------------------- words
+_ABBREV = {
+    "mr": "mister", "mrs": "missus", "messrs": "messieurs", "dr": "doctor", "capt": "captain",
+    "col": "colonel", "gen": "general", "lieut": "lieutenant", "lt": "lieutenant", "sgt": "sergeant",
+    "rev": "reverend", "prof": "professor", "hon": "honourable", "jr": "junior", "sr": "senior",
+    "mt": "mount", "mme": "madame", "mlle": "mademoiselle", "esq": "esquire", "maj": "major",
+}
+_ABBREV_DOT = {  # only with the period: without it they are ordinary words or names
+    "geo": "george", "wm": "william", "chas": "charles", "jas": "james", "thos": "thomas",
+    "vol": "volume", "chap": "chapter", "gov": "governor", "bros": "brothers", "viz": "namely",
+    "jan": "january", "feb": "february", "aug": "august", "sept": "september", "oct": "october",
+    "nov": "november", "dec": "december", "co": "company",
+}
+_ABBREV_ANYCASE = [  # lowercase is fine here: these never occur as ordinary words
+    (re.compile(r"\bi\.\s?e\.", re.I), " that is "), (re.compile(r"\be\.\s?g\.", re.I), " for example "),
+    (re.compile(r"&\s?c\b\.?"), " et cetera "), (re.compile(r"\betc\b\.?", re.I), " et cetera "),
+    (re.compile(r"\bvs\b\.?", re.I), " versus "), (re.compile(r"\blbs?\.", re.I), " pounds "),
+    (re.compile(r"\boz\.", re.I), " ounces "), (re.compile(r"&"), " and "),
+    (re.compile(r"\bno\.\s?(?=\d)|#(?=\d)", re.I), " number "),
+]
+# Titlecase or uppercase only ("Mr", "MR"), with or without the period; "St" is handled on its own.
+_ABBREV_RE = re.compile(r"\b(" + "|".join(sorted(_ABBREV, key=len, reverse=True)) + r")\b\.?", re.I)
+_ABBREV_DOT_RE = re.compile(r"\b(" + "|".join(sorted(_ABBREV_DOT, key=len, reverse=True)) + r")\.", re.I)
+_ST_RE = re.compile(r"(\b[A-Z][a-z]+\s+)?\b(St|ST)\b\.?(\s*[A-Z])?")
+
+
+def _abbrev(table: dict[str, str]):
+    def sub(m: re.Match) -> str:  # "Mr"/"MR" expand; lowercase "col", "gen" stay ordinary words
+        w = m.group(1)
+        return m.group(0) if w.islower() else f" {table[w.lower()]} "
+    return sub
+
+
+def _street(m: re.Match) -> str:
+    before, after = m.group(1) or "", m.group(3) or ""
+    return f"{before} {'street' if before and not after else 'saint'} {after}"
+
+
+_ROMAN = r"(?=[MDCLXVI])M{0,4}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
+_ROMAN_VAL = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
+_ROMAN_LOWER = r"(?=[mdclxvi]{2})m{0,4}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
+# keyword in any case; numeral all caps, or all lowercase of 2+ letters ("chapter iv", never "act i")
+_KEYWORD_ROMAN = re.compile(
+    r"\b((?i:chapter|book|part|volume|act|scene|canto))\.?\s+(" + _ROMAN + "|" + _ROMAN_LOWER + r")\b")
+_WORD_AHEAD = re.compile(r"\s+[A-Za-z]")
+_REGNAL = re.compile(r"\b([A-Z][a-z]+)\s+(?!I\b)(?=[IVX])(X{0,3}(?:IX|IV|V?I{0,3}))\b(?!')")
+_HEADING = re.compile(r"^\s*(" + _ROMAN + r")\.?\s*$")
+
+
+def _roman(numeral: str) -> int:
+    vals = [_ROMAN_VAL[c] for c in numeral.upper()]
+    return sum(-v if i + 1 < len(vals) and v < vals[i + 1] else v for i, v in enumerate(vals))
+
+
+def _keyword_roman(m: re.Match) -> str:
+    numeral = m.group(2)
+    if numeral == "I" and _WORD_AHEAD.match(m.string, m.end()):
+        return m.group(0)  # "Part I think": a pronoun, not a number
+    return f"{m.group(1)} {_cardinal(str(_roman(numeral)))}"
+
+
+def _regnal(m: re.Match) -> str:
+    name, numeral = m.groups()
+    if (len(numeral) == 1 and numeral not in "VX") or name in _NOT_NAMES:
+        return m.group(0)
+    return f"{name} the {_clean(_P.ordinal(_P.number_to_words(_roman(numeral))))}"
+
+
+_NOT_NAMES = frozenset("Chapter Book Part Volume Act Scene Canto Section Appendix Mr Mrs Dr Miss Madame Lady Sir Lord "
+                       "Mister Captain Colonel General Doctor".split())
+
+_EDGE_APOS = re.compile(r"'{2,}|(?<![a-z])'|'(?![a-z])")
+_NOT_SPOKEN = re.compile(r"[^a-z' ]+")
+_LETTER = re.compile(r"[A-Za-z]")
+
+
+def normalize(sentence: str) -> tuple[str | None, str | None]:
+    """Return (spoken, None), or (None, reason) with reason in SKIP_REASONS."""
+    if _CONTROL.search(sentence):
+        return None, "control_chars"
+    text = sentence if sentence.isascii() else _fold(sentence)
+    if _NON_LATIN in text:
+        return None, "non_latin"
+    if not _LETTER.search(text):
+        return None, "no_letters"
+    heading = _HEADING.match(text)
+    if heading and text.strip(" .") != "I":
+        return _cardinal(str(_roman(heading.group(1)))), None
+    for pattern, repl in _ABBREV_ANYCASE:
+        text = pattern.sub(repl, text)
+    text = _KEYWORD_ROMAN.sub(_keyword_roman, text)
+    text = _REGNAL.sub(_regnal, text)
+    text = _ST_RE.sub(_street, text)
+    text = _ABBREV_RE.sub(_abbrev(_ABBREV), text)
+    text = _ABBREV_DOT_RE.sub(_abbrev(_ABBREV_DOT), text)
+    for pattern, repl in _NUMBER_RULES:
+        text = pattern.sub(repl, text)
+    text = _NOT_SPOKEN.sub(" ", text.lower())
+    text = " ".join(_EDGE_APOS.sub(" ", text).split())
+    return (text, None) if text else (None, "empty")

@@ -1,0 +1,40 @@
+import os
+
+import pytest
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PROSE = [
+    "Mr. Holmes was seated at the breakfast table. It was a fine, thick piece of wood.",
+    "Dr. Mortimer had left his stick behind him. He paid 5 pounds for it in 1884!",
+    "The moor was dark and the wind was cold. Watson looked at the old house.",
+    "Who could have done such a thing? Nobody knew the answer to that question.",
+    "The hound was never seen again. Sir Henry went home to his family.",
+]
+
+
+def write_novel(path, n_paragraphs=30, seed=0):
+    """A small synthetic 'novel': a heading, then paragraphs of ordinary prose."""
+    lines = ["CHAPTER I", ""]
+    for i in range(n_paragraphs):
+        lines.append(PROSE[(i + seed) % len(PROSE)])
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("MODEVO_CACHE", str(d))
+    return d
+
+
+@pytest.fixture
+def novels(tmp_path):
+    d = tmp_path / "novels"
+    d.mkdir()
+    for i in range(3):
+        write_novel(d / f"book{i}.txt", seed=i)
+    return d

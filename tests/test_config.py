@@ -1,0 +1,85 @@
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from modevo.config import load, parse_override, require
+from modevo.corpus.config import CorpusConfig
+from modevo.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class Inner:
+    n_layer: int = 2
+    width: float = 1.0
+
+    def __post_init__(self):
+        require(self.n_layer > 0, "n_layer must be positive")
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    inner: Inner = field(default_factory=Inner)
+    tags: list[str] = field(default_factory=list)
+    limit: int | None = None
+
+
+def test_precedence_defaults_yaml_overrides(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("name: from_yaml\ninner:\n  n_layer: 4\n")
+    cfg = load(Outer, y, ["inner.n_layer=6"])
+    assert cfg.name == "from_yaml"  # yaml over default
+    assert cfg.inner.n_layer == 6  # override over yaml
+    assert cfg.inner.width == 1.0  # default kept
+    assert load(Outer, y).inner.n_layer == 4
+
+
+def test_unknown_key_names_closest(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key 'inner.n_layr'.*did you mean 'n_layer'"):
+        load(Outer, None, ["inner.n_layr=3"])
+    y = tmp_path / "c.yaml"
+    y.write_text("inner:\n  widht: 2\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'inner.widht'.*did you mean 'width'"):
+        load(Outer, y)
+
+
+def test_wrong_type_names_key():
+    with pytest.raises(ConfigError, match=r"'inner.n_layer' expects an integer, got 'abc'"):
+        load(Outer, None, ["inner.n_layer=abc"])
+    with pytest.raises(ConfigError, match=r"'tags' expects a list"):
+        load(Outer, None, ["tags=5"])
+
+
+def test_value_check_and_optional():
+    with pytest.raises(ConfigError, match="n_layer must be positive"):
+        load(Outer, None, ["inner.n_layer=-1"])
+    assert load(Outer, None, ["limit=null"]).limit is None
+    assert load(Outer, None, ["limit=7", "tags=[a,b]"]).tags == ["a", "b"]
+    assert load(Outer, None, ["inner.width=3"]).inner.width == 3.0  # int accepted as float
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load(Outer, tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(Outer, bad)
+    with pytest.raises(ConfigError, match="not key=value"):
+        parse_override("justakey")
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "corpus").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_corpus_config_loads(path):
+    cfg = load(CorpusConfig, path)
+    assert cfg.name == path.stem
+
+
+def test_negative_sizes_rejected():
+    with pytest.raises(ConfigError, match="chunk_sentences must be positive"):
+        load(CorpusConfig, None, ["split.chunk_sentences=0"])
+    with pytest.raises(ConfigError, match="num_proc must be positive"):
+        load(CorpusConfig, None, ["num_proc=-2"])
