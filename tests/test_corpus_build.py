@@ -81,3 +81,13 @@ def test_datasets_source(tmp_path, cache):
     ds = load_corpus(build(cfg, progress=False))
     assert len({r["doc_id"] for r in ds}) == 20
     assert len(ds) == 40  # two sentences per document
+
+
+def test_builtin_novels_come_from_the_manifest():
+    from modevo.corpus.config import SourceConfig
+    from modevo.corpus.sources import list_file_documents
+
+    docs, prints = list_file_documents(SourceConfig(paths=["builtin:novels"]))
+    assert len(docs) == 10 and all(d.path.endswith(".txt") for d in docs)
+    assert "NOTE" not in {d.doc_id for d in docs}
+    assert all(len(p["sha256"]) == 64 for p in prints)

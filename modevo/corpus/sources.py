@@ -37,8 +37,10 @@ class DocRef:
 
 
 def _expand(entry: str) -> list[Path]:
-    if entry == BUILTIN_NOVELS:
-        return sorted(builtin_novels_dir().glob("*.txt"))
+    if entry == BUILTIN_NOVELS:  # the manifest, not a glob: NOTE.txt sits beside the novels
+        folder = builtin_novels_dir()
+        rows = (folder / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()[1:]
+        return sorted(folder / row.split("\t")[0] for row in rows if row.strip())
     p = Path(entry).expanduser()
     if p.is_dir():
         files = sorted(f for f in p.rglob("*.txt") if f.is_file())
