@@ -15,7 +15,8 @@ Choices worth knowing (the written form is kept elsewhere for display):
 - "St." → street when it follows a capitalised word and is not followed by one, otherwise saint.
 - Roman numerals: after chapter/book/part/volume/act/scene/canto → cardinal ("Chapter IV" → chapter four);
   after a capitalised name, I/V/X numerals of 2+ letters or a lone V or X → regnal ("George III" → george the
-  third); a sentence that is only a numeral (a heading, "XLII.") → cardinal. A bare "I" is never converted.
+  third); a sentence that is only a numeral of 2+ letters or V or X (a heading, "XLII.") → cardinal. A bare
+  "I" is never converted.
 - Apostrophes are kept between letters (don't, o'clock, holmes's) and dropped at word edges ('tis → tis,
   the boys' → the boys).
 """
@@ -42,6 +43,7 @@ _TITLES = frozenset(
 # terminator run, closing quotes/brackets, whitespace, then (opening quote) + capital letter
 _BOUNDARY = re.compile(r"([.!?]+)([\"'\u201d\u2019)\]\u00bb]*)(\s+)(?=[\"'\u201c\u2018(\[\u00ab]*[A-Z])")
 _INITIALISM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]$")
+_ANY_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _protected(text: str, end: int) -> bool:
@@ -69,6 +71,8 @@ def split_sentences(paragraph: str) -> list[str]:
         term = m.group(1)
         if term.startswith("..") or (term == "." and _protected(paragraph, m.start(1))):
             continue
+        if not _ANY_LETTER.search(paragraph, pos, m.start(1)):
+            continue  # "1. I write", '"? Could it' : a list number or stray mark joins what follows
         sentence = paragraph[pos : m.end(2)].strip()
         if sentence:
             out.append(sentence)
@@ -234,10 +238,14 @@ _NUMBER_RULES = [  # (pattern, replacement), applied in order on the folded text
     (re.compile(_SIGNED + r"\s?%", _A), lambda m: _plain(m) + " percent "),
     (re.compile(r"(?<![\d.:])(\d{1,2}):(\d\d)(?![\d:])", _A), _time),
     (re.compile(r"(?<![\d.,])(\d{1,2})\.([0-5]\d)(?![\d.,]?\d)", _A), _time),
-    (re.compile(r"\b" + _NUM + r"(?:st|nd|rd|th)\b", _A | re.I), lambda m: f" {_ordinal(m.group(1).replace(',', ''))} "),
+    (re.compile(r"\b" + _NUM + r"(?:st|nd|rd|th)(ly)?\b", _A | re.I),  # 21st, 2ndly
+     lambda m: f" {_ordinal(m.group(1).replace(',', ''))}{m.group(2) or ''} "),
+    (re.compile(r"\b(" + _MONTHS + r")\.?\s+([1-9]|[12]\d|3[01])\b(?![:.]?\d)", _A),  # June 15 → june fifteenth
+     lambda m: f" {m.group(1)} {_ordinal(m.group(2))} "),
     (re.compile(r"\b(?:(" + _MONTHS + r")\s+)?(\d*[23])d\b(?(1)|(?=\s+of\b|,?\s+\d{4}\b))", _A), _old_ordinal),
     (re.compile(r"\b(\d{1,2})s(?:\.|(?=\s+\d{1,2}d\b))", _A), _money_unit("shillings", "shilling")),
     (re.compile(r"\b(\d{1,2})d\b\.?", _A), _money_unit("pence", "penny")),
+    (re.compile(r"\b" + _NUM + r"\s?l\.(?!\w)", _A), lambda m: f" {_cardinal(m.group(1).replace(',', ''))} pounds "),
     (re.compile(r"\b(1[1-9]|20)?([1-9]0)s\b", _A),  # decades: 1880s → eighteen eighties, 60s → sixties
      lambda m: " " + _P.plural(_year(m.group(1) + m.group(2)) if m.group(1) else _cardinal(m.group(2))) + " "),
     (re.compile(_SIGNED, _A), _plain),
@@ -257,24 +265,27 @@ _ABBREV_DOT = {  # only with the period: without it they are ordinary words or n
     "jan": "january", "feb": "february", "aug": "august", "sept": "september", "oct": "october",
     "nov": "november", "dec": "december", "co": "company",
 }
-_ABBREV_ANYCASE = [  # lowercase is fine here: these never occur as ordinary words
-    (re.compile(r"\bi\.\s?e\.", re.I), " that is "), (re.compile(r"\be\.\s?g\.", re.I), " for example "),
-    (re.compile(r"&\s?c\b\.?"), " et cetera "), (re.compile(r"\betc\b\.?", re.I), " et cetera "),
-    (re.compile(r"\bvs\b\.?", re.I), " versus "), (re.compile(r"\blbs?\.", re.I), " pounds "),
-    (re.compile(r"\boz\.", re.I), " ounces "), (re.compile(r"&"), " and "),
-    (re.compile(r"\bno\.\s?(?=\d)|#(?=\d)", re.I), " number "),
-]
-# Titlecase or uppercase only ("Mr", "MR"), with or without the period; "St" is handled on its own.
-_ABBREV_RE = re.compile(r"\b(" + "|".join(sorted(_ABBREV, key=len, reverse=True)) + r")\b\.?", re.I)
-_ABBREV_DOT_RE = re.compile(r"\b(" + "|".join(sorted(_ABBREV_DOT, key=len, reverse=True)) + r")\.", re.I)
+# Lowercase is fine for these: they never occur as ordinary words. One alternation, one pass.
+_ANYCASE = [(r"\bi\.\s?e\.", "that is"), (r"\be\.\s?g\.", "for example"), (r"&\s?(?-i:c)\b\.?", "et cetera"),
+            (r"\betc\b\.?", "et cetera"), (r"\bvs\b\.?", "versus"), (r"\blbs?\.", "pounds"), (r"\boz\.", "ounces"),
+            (r"&", "and"), (r"\bno\.\s?(?=\d)|#(?=\d)", "number")]
+_ANYCASE_RE = re.compile("|".join(f"({p})" for p, _ in _ANYCASE), re.I | _A)
+# Titlecase or uppercase only ("Mr", "MR"): lowercase "col", "gen" stay ordinary words. "St" is separate.
+_ABBREV_RE = re.compile(r"\b(" + "|".join(sorted({**_ABBREV, **_ABBREV_DOT}, key=len, reverse=True)) + r")\b(\.?)",
+                        re.I)
 _ST_RE = re.compile(r"(\b[A-Z][a-z]+\s+)?\b(St|ST)\b\.?(\s*[A-Z])?")
 
 
-def _abbrev(table: dict[str, str]):
-    def sub(m: re.Match) -> str:  # "Mr"/"MR" expand; lowercase "col", "gen" stay ordinary words
-        w = m.group(1)
-        return m.group(0) if w.islower() else f" {table[w.lower()]} "
-    return sub
+def _anycase(m: re.Match) -> str:
+    return f" {_ANYCASE[m.lastindex - 1][1]} "
+
+
+def _abbrev(m: re.Match) -> str:
+    word, dot = m.group(1), m.group(2)
+    key = word.lower()
+    if word == key or (key not in _ABBREV and not dot):
+        return m.group(0)
+    return f" {_ABBREV.get(key) or _ABBREV_DOT[key]} "
 
 
 def _street(m: re.Match) -> str:
@@ -289,7 +300,11 @@ _ROMAN_LOWER = r"(?=[mdclxvi]{2})m{0,4}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix
 _KEYWORD_ROMAN = re.compile(
     r"\b((?i:chapter|book|part|volume|act|scene|canto))\.?\s+(" + _ROMAN + "|" + _ROMAN_LOWER + r")\b")
 _WORD_AHEAD = re.compile(r"\s+[A-Za-z]")
-_REGNAL = re.compile(r"\b([A-Z][a-z]+)\s+(?!I\b)(?=[IVX])(X{0,3}(?:IX|IV|V?I{0,3}))\b(?!')")
+_REGNAL = re.compile(r"\b([A-Z][a-z]+)\s+(?!I\b)(?=[IVX]+\b)(X{0,3}(?:IX|IV|V?I{0,3}))\b(?!')")
+_NOT_NAMES = frozenset(  # capitalised words before a numeral that are not kings
+    "Chapter Book Part Volume Act Scene Canto Section Appendix Mr Mrs Dr Miss Madame Lady Sir Lord "
+    "Mister Captain Colonel General Doctor".split())
+_REGNAL_HINT = re.compile(r"[a-z]\s+(?:[VX]|I[IVX])")
 _HEADING = re.compile(r"^\s*(" + _ROMAN + r")\.?\s*$")
 
 
@@ -300,8 +315,8 @@ def _roman(numeral: str) -> int:
 
 def _keyword_roman(m: re.Match) -> str:
     numeral = m.group(2)
-    if numeral == "I" and _WORD_AHEAD.match(m.string, m.end()):
-        return m.group(0)  # "Part I think": a pronoun, not a number
+    if not numeral or numeral == "I" and (m.group(1).islower() or _WORD_AHEAD.match(m.string, m.end())):
+        return m.group(0)  # invalid numeral backtracked to nothing; "Part I think", "my part I": a pronoun
     return f"{m.group(1)} {_cardinal(str(_roman(numeral)))}"
 
 
@@ -312,12 +327,10 @@ def _regnal(m: re.Match) -> str:
     return f"{name} the {_clean(_P.ordinal(_P.number_to_words(_roman(numeral))))}"
 
 
-_NOT_NAMES = frozenset("Chapter Book Part Volume Act Scene Canto Section Appendix Mr Mrs Dr Miss Madame Lady Sir Lord "
-                       "Mister Captain Colonel General Doctor".split())
-
 _EDGE_APOS = re.compile(r"'{2,}|(?<![a-z])'|'(?![a-z])")
 _NOT_SPOKEN = re.compile(r"[^a-z' ]+")
 _LETTER = re.compile(r"[A-Za-z]")
+_DIGIT = re.compile(r"[0-9]")
 
 
 def normalize(sentence: str) -> tuple[str | None, str | None]:
@@ -329,18 +342,19 @@ def normalize(sentence: str) -> tuple[str | None, str | None]:
         return None, "non_latin"
     if not _LETTER.search(text):
         return None, "no_letters"
-    heading = _HEADING.match(text)
-    if heading and text.strip(" .") != "I":
+    heading = _HEADING.match(text)  # "XLII." alone is a chapter heading; "I." alone is the pronoun
+    if heading and (len(heading.group(1)) > 1 or heading.group(1) in "VX"):
         return _cardinal(str(_roman(heading.group(1)))), None
-    for pattern, repl in _ABBREV_ANYCASE:
-        text = pattern.sub(repl, text)
+    text = _ANYCASE_RE.sub(_anycase, text)
     text = _KEYWORD_ROMAN.sub(_keyword_roman, text)
-    text = _REGNAL.sub(_regnal, text)
-    text = _ST_RE.sub(_street, text)
-    text = _ABBREV_RE.sub(_abbrev(_ABBREV), text)
-    text = _ABBREV_DOT_RE.sub(_abbrev(_ABBREV_DOT), text)
-    for pattern, repl in _NUMBER_RULES:
-        text = pattern.sub(repl, text)
+    if _REGNAL_HINT.search(text):  # the gates skip passes that cannot match: most sentences need none
+        text = _REGNAL.sub(_regnal, text)
+    if "St" in text or "ST" in text:
+        text = _ST_RE.sub(_street, text)
+    text = _ABBREV_RE.sub(_abbrev, text)
+    if _DIGIT.search(text):
+        for pattern, repl in _NUMBER_RULES:
+            text = pattern.sub(repl, text)
     text = _NOT_SPOKEN.sub(" ", text.lower())
     text = " ".join(_EDGE_APOS.sub(" ", text).split())
     return (text, None) if text else (None, "empty")
