@@ -26,26 +26,45 @@ def _corpus_config(args):
     return load(CorpusConfig, args.config, overrides)
 
 
+def _rendering_names(args, cfg) -> list[str] | None:
+    if args.renderings is None:
+        return None
+    names = [n.strip() for n in args.renderings.split(",") if n.strip()]
+    return names
+
+
 def cmd_corpus_build(args) -> int:
-    from modevo.corpus.build import build, load_manifest
-    from modevo.corpus.stats import format_stats
+    from modevo.corpus.build import build
+    from modevo.corpus.render import build_renderings
+    from modevo.corpus.stats import collect, format_stats
 
     cfg = _corpus_config(args)
     paths = build(cfg, progress=not args.no_progress)
-    manifest, _ = load_manifest(cfg)
     print(f"corpus written to {paths.root}")
-    print(format_stats(manifest))
+    if not args.text_only:
+        build_renderings(cfg, _rendering_names(args, cfg), progress=not args.no_progress)
+    print(format_stats(collect(cfg)))
     return 0
 
 
 def cmd_corpus_stats(args) -> int:
     import json
 
-    from modevo.corpus.build import load_manifest
-    from modevo.corpus.stats import format_stats
+    from modevo.corpus.stats import collect, format_stats
 
-    manifest, _ = load_manifest(_corpus_config(args))
-    print(json.dumps(manifest["stats"], indent=2) if args.json else format_stats(manifest))
+    info = collect(_corpus_config(args))
+    print(json.dumps(info, indent=2, default=str) if args.json else format_stats(info))
+    return 0
+
+
+def cmd_corpus_evict_audio(args) -> int:
+    from modevo.corpus.stats import collect, rendering_dirs
+    from modevo.corpus.render import evict_audio
+
+    cfg = _corpus_config(args)
+    collect(cfg)  # fails with one line if the corpus is not built
+    freed = sum(evict_audio(p) for p in rendering_dirs(cfg))
+    print(f"evicted {freed / 1e6:.1f} MB of cached audio; durations and parameters kept, audio re-renders on demand")
     return 0
 
 
@@ -65,18 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
     stages = parser.add_subparsers(dest="stage", metavar="STAGE")
     stages.required = True
 
-    corpus = stages.add_parser("corpus", help="build the aligned text/phone corpus and show its stats")
+    corpus = stages.add_parser("corpus", help="build the aligned corpus (text, phones, speech renderings)")
     corpus_cmds = corpus.add_subparsers(dest="command", metavar="COMMAND")
     corpus_cmds.required = True
     b = corpus_cmds.add_parser("build", help="sentences → normalised text → phones → Arrow shards (cached, resumable)")
     _add_config_args(b)
     b.add_argument("--num-proc", type=int, default=None, help="worker processes (does not change the output)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.add_argument("--text-only", action="store_true", help="text and phones only, no speech renderings")
+    b.add_argument("--renderings", default=None, metavar="A,B",
+                   help="renderings to build (default: every rendering with enabled: true)")
     b.set_defaults(func=cmd_corpus_build)
     s = corpus_cmds.add_parser("stats", help="documents, chunks, sentences, words, phones per split; skips; g2p share")
     _add_config_args(s)
     s.add_argument("--json", action="store_true", help="print the stats as JSON")
     s.set_defaults(func=cmd_corpus_stats)
+    e = corpus_cmds.add_parser("evict-audio", help="delete cached rendering audio (re-rendered on demand)")
+    _add_config_args(e)
+    e.set_defaults(func=cmd_corpus_evict_audio)
     return parser
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from modevo.cache import atomic_dir, atomic_write_json, cache_root, clean_stale_tmp, stable_hash
 from modevo.config import to_dict
-from modevo.corpus.config import RUNTIME_ONLY, CorpusConfig
+from modevo.corpus.config import TEXT_KEY_EXCLUDES, CorpusConfig
 from modevo.corpus.normalize import normalize, split_sentences
 from modevo.corpus.phones import ROUTE_G2P, cmu_dict, word_phones
 from modevo.corpus.sources import DocRef, list_dataset_documents, list_file_documents, paragraphs, read_document
@@ -45,9 +45,9 @@ class CorpusPaths:
 
 
 def output_config(cfg: CorpusConfig) -> dict:
-    """The part of the config that decides what the corpus contains."""
+    """The part of the config that decides what the text corpus contains."""
     d = to_dict(cfg)
-    for key in RUNTIME_ONLY:
+    for key in TEXT_KEY_EXCLUDES:
         d.pop(key, None)
     return d
 
@@ -190,7 +190,7 @@ def build(cfg: CorpusConfig, progress: bool = True) -> CorpusPaths:
 
     units, key_inputs, paths = plan(cfg)
     if paths.manifest.exists():
-        log.info("corpus %s is cached at %s", cfg.name, paths.root)
+        log.debug("corpus %s is cached at %s", cfg.name, paths.root)
         return paths
     paths.shards.mkdir(parents=True, exist_ok=True)
     clean_stale_tmp(paths.shards)

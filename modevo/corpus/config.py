@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from modevo.config import require
+from modevo.corpus.render_config import SpeechConfig
 
 
 @dataclass
@@ -61,6 +62,7 @@ class CorpusConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     text: TextConfig = field(default_factory=TextConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)  # renderings: keyed separately from text
     cache_dir: str = "cache"  # relative to the working directory; MODEVO_CACHE overrides it
     num_proc: int = 2  # worker processes; does not change the output
 
@@ -71,3 +73,5 @@ class CorpusConfig:
 
 # Fields that change how the build runs but not what it writes: left out of the cache key.
 RUNTIME_ONLY = ("cache_dir", "num_proc", "name")
+# Fields of later sub-stages (renderings) that have their own cache keys: left out of the text key.
+TEXT_KEY_EXCLUDES = RUNTIME_ONLY + ("speech",)

@@ -1,0 +1,293 @@
+"""Speech renderings of the corpus: audio rendered FROM each row's phones, with exact per-phone durations.
+
+Layout, beside the text corpus it renders (the key hashes the corpus content, the rendering's knobs, the
+seed, the resolved backend and STAGE_VERSION):
+    <corpus>/renderings/<name>-<key>/shards/<NNNNN>/   durations and parameters (`datasets` folder) + meta.json
+    <corpus>/renderings/<name>-<key>/audio/<NNNNN>.flac the shard's utterances back to back (evictable)
+    <corpus>/renderings/<name>-<key>/manifest.json      written last
+Durations and parameters are what lasts; audio is a deterministic function of (phones, parameters), so a
+missing FLAC is re-rendered on demand and equals the original sample for sample.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modevo.cache import atomic_dir, atomic_write_json, clean_stale_tmp, stable_hash
+from modevo.config import to_dict
+from modevo.corpus import synth
+from modevo.corpus.build import CorpusPaths, load_manifest
+from modevo.corpus.config import CorpusConfig
+from modevo.corpus.render_config import RenderingConfig, draw
+from modevo.errors import InputError, MissingToolError
+
+log = logging.getLogger("modevo.corpus")
+
+STAGE_VERSION = "corpus-render-1"
+# Where MBROLA is absent each MBROLA voice is replaced by a fixed espeak-ng voice of a similar kind.
+FALLBACK_VOICES = {"us1": "espeak-en-us+f3", "us2": "espeak-en-us+m3", "us3": "espeak-en-us+m7",
+                   "en1": "espeak-en-gb-x-rp+m3"}
+
+
+@dataclass(frozen=True)
+class RenderingPaths:
+    name: str
+    root: Path
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def audio(self) -> Path:
+        return self.root / "audio"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+
+def resolve_voices(rcfg: RenderingConfig, allow_fallback: bool) -> tuple[list[str], bool]:
+    """(voices to use, fallback?) after checking the synthesisers this machine has."""
+    synth.require_backend("espeak")
+    needs_mbrola = any(synth.VOICES.get(v) is not None and synth.VOICES[v].backend == "mbrola" for v in rcfg.voices)
+    for v in rcfg.voices:
+        if v not in synth.VOICES:
+            raise InputError(f"unknown voice '{v}' (known: {', '.join(sorted(synth.VOICES))})")
+    if not needs_mbrola or synth.backend_available("mbrola"):
+        return list(rcfg.voices), False
+    if not allow_fallback:
+        synth.require_backend("mbrola")
+    return [FALLBACK_VOICES.get(v, v) for v in rcfg.voices], True
+
+
+def rendering_paths(cfg: CorpusConfig, corpus: CorpusPaths, manifest: dict, name: str) -> tuple[RenderingPaths, dict]:
+    rcfg = cfg.speech.renderings[name]
+    voices, fallback = resolve_voices(rcfg, cfg.speech.allow_fallback)
+    key_inputs = {"stage": STAGE_VERSION, "corpus": manifest["content_hash"], "name": name,
+                  "rendering": to_dict(rcfg) | {"enabled": None}, "voices": voices, "seed": cfg.speech.seed}
+    info = {"voices": voices, "fallback": fallback, "key_inputs": key_inputs}
+    return RenderingPaths(name, corpus.root / "renderings" / f"{name}-{stable_hash(key_inputs)}"), info
+
+
+def utterance_params(name: str, rcfg: RenderingConfig, voices: list[str], utt_id: str, seed: int) -> synth.RenderParams:
+    knobs = draw(name, rcfg, utt_id, seed)
+    # the draw picks from the configured voices; the resolved list maps them one to one (fallback)
+    knobs["voice"] = voices[rcfg.voices.index(knobs["voice"])]
+    return synth.RenderParams(**knobs)
+
+
+def _render_rows(rows, name, rcfg, voices, seed):
+    """Yield (record, audio) per row of one corpus shard."""
+    for r in rows:
+        params = utterance_params(name, rcfg, voices, r["id"], seed)
+        out = synth.render(r["phones"], r["stress"], params)
+        n_per_word = [len(p) for p in r["phones"]]
+        starts = _phone_starts(out, n_per_word)
+        ends = starts + out.durations_ms
+        # boundaries rounded half up to the 20 ms grid, the rule synth.frames_50hz uses
+        frames = (np.floor(ends / synth.FRAME_MS + 0.5) - np.floor(starts / synth.FRAME_MS + 0.5)).astype(np.int64)
+        record = {"id": r["id"], "voice": params.voice, "rate_wpm": params.rate_wpm, "pitch": params.pitch,
+                  "pitch_range": float(params.pitch_range), "backend": out.backend,
+                  "durations_ms": out.durations_ms.astype(np.float32).tolist(),
+                  "start_ms": starts.astype(np.float32).tolist(), "frames": frames.tolist(),
+                  "word_pause_ms": out.word_pause_ms.astype(np.float32).tolist(),
+                  "leading_ms": float(out.leading_ms), "trailing_ms": float(out.trailing_ms),
+                  "n_samples": int(len(out.audio)), "mismatches": int(out.mismatches)}
+        yield record, out.audio
+
+
+def _phone_starts(out: "synth.Rendering", n_per_word: list[int]) -> np.ndarray:
+    """Absolute start time of every phone: leading silence, phones, and the pause after each word."""
+    starts = np.empty(len(out.durations_ms), dtype=np.float64)
+    t, i = out.leading_ms, 0
+    for w, n in enumerate(n_per_word):
+        for _ in range(n):
+            starts[i] = t
+            t += out.durations_ms[i]
+            i += 1
+        t += out.word_pause_ms[w]
+    return starts
+
+
+def _features():
+    import datasets
+
+    f32, i32, s = datasets.Value("float32"), datasets.Value("int32"), datasets.Value("string")
+    return datasets.Features({
+        "id": s, "voice": s, "rate_wpm": i32, "pitch": i32, "pitch_range": f32, "backend": s,
+        "durations_ms": datasets.Sequence(f32), "start_ms": datasets.Sequence(f32),
+        "frames": datasets.Sequence(i32), "word_pause_ms": datasets.Sequence(f32),
+        "leading_ms": f32, "trailing_ms": f32, "n_samples": datasets.Value("int64"), "mismatches": i32,
+    })
+
+
+def _write_shard(args) -> dict:
+    import datasets
+    import soundfile as sf
+
+    datasets.disable_progress_bars()
+    index, corpus_shard, out_root, name, rcfg, voices, seed, keep_audio = args
+    rows = datasets.load_from_disk(str(Path(corpus_shard) / "data"))
+    out_root = Path(out_root)
+    records, voice_count, samples, words, phones, mismatches = [], Counter(), 0, 0, 0, 0
+    audio_path = out_root / "audio" / f"{index:05d}.flac"
+    with atomic_dir(out_root / "shards" / f"{index:05d}") as tmp:
+        writer = sf.SoundFile(str(tmp / "audio.flac"), "w", synth.SAMPLE_RATE, 1, "PCM_16", format="FLAC") \
+            if keep_audio and len(rows) else None
+        for (rec, audio), row in zip(_render_rows(rows, name, rcfg, voices, seed), rows):
+            records.append(rec)
+            if writer is not None:
+                writer.write(audio)
+            voice_count[rec["voice"]] += 1
+            samples += rec["n_samples"]
+            words += len(row["words"])
+            phones += len(rec["durations_ms"])
+            mismatches += rec["mismatches"]
+        if writer is not None:
+            writer.close()
+        table = {k: [r[k] for r in records] for k in _features()}
+        datasets.Dataset.from_dict(table, features=_features()).save_to_disk(str(tmp / "data"))
+        meta = {"index": index, "utterances": len(records), "seconds": samples / synth.SAMPLE_RATE, "words": words,
+                "phones": phones, "mismatches": mismatches, "voices": dict(voice_count),
+                "backends": dict(Counter(r["backend"] for r in records)),
+                "content_hash": stable_hash([[r[k] for k in ("id", "voice", "durations_ms", "n_samples")] for r in records], 64)}
+        (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
+        if writer is not None:
+            audio_path.parent.mkdir(parents=True, exist_ok=True)
+            # the audio leaves the shard folder last; the shard's rename then marks both as done
+            (tmp / "audio.flac").replace(audio_path)
+    return meta
+
+
+def build_rendering(cfg: CorpusConfig, name: str, progress: bool = True) -> RenderingPaths:
+    from tqdm.auto import tqdm
+
+    manifest, corpus = load_manifest(cfg)
+    if name not in cfg.speech.renderings:
+        raise InputError(f"no rendering named '{name}' (declared: {', '.join(cfg.speech.renderings)})")
+    rcfg = cfg.speech.renderings[name]
+    paths, info = rendering_paths(cfg, corpus, manifest, name)
+    if paths.manifest.exists():
+        return paths
+    if info["fallback"]:
+        log.warning("rendering %s: MBROLA voices absent, using espeak-ng voices %s (runs are tagged "
+                    "synth_fallback=espeak)", name, ", ".join(info["voices"]))
+    paths.shards.mkdir(parents=True, exist_ok=True)
+    clean_stale_tmp(paths.shards)
+    clean_stale_tmp(paths.audio)
+    n = manifest["shards"]
+    todo = [(i, str(corpus.shards / f"{i:05d}"), str(paths.root), name, rcfg, info["voices"], cfg.speech.seed,
+             cfg.speech.keep_audio) for i in range(n) if not (paths.shards / f"{i:05d}").exists()]
+    bar = tqdm(total=n, initial=n - len(todo), desc=f"render {name}", unit="shard", disable=not progress)
+    seconds = 0.0
+    if cfg.num_proc > 1 and len(todo) > 1:
+        with mp.get_context("fork").Pool(min(cfg.num_proc, len(todo))) as pool:
+            for meta in pool.imap_unordered(_write_shard, todo):
+                seconds += meta["seconds"]
+                bar.update(1)
+                bar.set_postfix(audio_h=f"{seconds / 3600:.2f}")
+    else:
+        for args in todo:
+            seconds += _write_shard(args)["seconds"]
+            bar.update(1)
+            bar.set_postfix(audio_h=f"{seconds / 3600:.2f}")
+    bar.close()
+    metas = [json.loads((paths.shards / f"{i:05d}" / "meta.json").read_text()) for i in range(n)]
+    stats = aggregate(metas, paths)
+    atomic_write_json(paths.manifest, {
+        "name": name, "key": paths.root.name, "stage_version": STAGE_VERSION, "corpus": manifest["content_hash"],
+        "config": to_dict(rcfg), "voices": info["voices"], "fallback": info["fallback"],
+        "backend": "espeak" if info["fallback"] else sorted(stats["backends"])[0] if stats["backends"] else None,
+        "tolerance_ms": synth.TOLERANCE_MS, "shards": n, "seed": cfg.speech.seed,
+        "content_hash": stable_hash([m["content_hash"] for m in metas], 64), "stats": stats})
+    return paths
+
+
+def aggregate(metas: list[dict], paths: RenderingPaths) -> dict:
+    voices, backends = Counter(), Counter()
+    for m in metas:
+        voices.update(m["voices"])
+        backends.update(m["backends"])
+    seconds = sum(m["seconds"] for m in metas)
+    utts = sum(m["utterances"] for m in metas)
+    disk = sum(f.stat().st_size for f in paths.audio.glob("*.flac")) if paths.audio.is_dir() else 0
+    return {
+        "utterances": utts, "hours": seconds / 3600, "words_per_s": sum(m["words"] for m in metas) / seconds if seconds else 0.0,
+        "phones_per_s": sum(m["phones"] for m in metas) / seconds if seconds else 0.0,
+        "mismatches": sum(m["mismatches"] for m in metas), "phones": sum(m["phones"] for m in metas),
+        "voices": {v: c / utts for v, c in sorted(voices.items())} if utts else {},
+        "backends": dict(backends), "audio_bytes": disk,
+        "audio_mb_per_hour": disk / 1e6 / (seconds / 3600) if seconds else 0.0,
+    }
+
+
+def build_renderings(cfg: CorpusConfig, names: list[str] | None = None, progress: bool = True) -> dict[str, RenderingPaths]:
+    """Build every enabled rendering (or the named ones); missing synthesisers are one clear error."""
+    if names is None:
+        names = [n for n, r in cfg.speech.renderings.items() if r.enabled]
+    return {n: build_rendering(cfg, n, progress) for n in names}
+
+
+def load_rendering(paths: RenderingPaths):
+    import datasets
+
+    manifest = json.loads(paths.manifest.read_text())
+    parts = [datasets.load_from_disk(str(paths.shards / f"{i:05d}" / "data")) for i in range(manifest["shards"])]
+    return datasets.concatenate_datasets([p for p in parts if len(p)])
+
+
+def iter_shard_audio(cfg: CorpusConfig, paths: RenderingPaths, index: int):
+    """Yield (id, int16 audio) for every utterance of one shard, streaming from its FLAC (memory stays at
+    one utterance); an evicted FLAC is re-rendered and re-cached first."""
+    import datasets
+    import soundfile as sf
+
+    rows = datasets.load_from_disk(str(paths.shards / f"{index:05d}" / "data"))
+    flac = paths.audio / f"{index:05d}.flac"
+    if not flac.exists():
+        _regenerate(cfg, paths, index, rows)
+    with sf.SoundFile(str(flac)) as f:
+        for utt_id, n in zip(rows["id"], rows["n_samples"]):
+            yield utt_id, f.read(n, dtype="int16")
+
+
+def _regenerate(cfg: CorpusConfig, paths: RenderingPaths, index: int, rendered) -> None:
+    import datasets
+    import soundfile as sf
+
+    from modevo.cache import atomic_write_bytes
+
+    _, corpus = load_manifest(cfg)
+    rows = datasets.load_from_disk(str(corpus.shards / f"{index:05d}" / "data"))
+    chunks = []
+    for row, rec in zip(rows, rendered):
+        params = synth.RenderParams(voice=rec["voice"], rate_wpm=rec["rate_wpm"], pitch=rec["pitch"],
+                                    pitch_range=round(float(rec["pitch_range"]), 3))
+        out = synth.render(row["phones"], row["stress"], params)
+        if len(out.audio) != rec["n_samples"]:
+            raise MissingToolError(f"re-rendering {rec['id']} gave {len(out.audio)} samples, the cache says "
+                                   f"{rec['n_samples']}: the synthesiser changed since this rendering was built; "
+                                   f"rebuild it (delete {paths.root})")
+        chunks.append(out.audio)
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, np.concatenate(chunks) if chunks else np.zeros(0, np.int16), synth.SAMPLE_RATE, "PCM_16", format="FLAC")
+    atomic_write_bytes(paths.audio / f"{index:05d}.flac", buf.getvalue())
+
+
+def evict_audio(paths: RenderingPaths) -> int:
+    """Delete a rendering's cached audio; returns the bytes freed. Durations and parameters stay."""
+    freed = 0
+    for f in paths.audio.glob("*.flac"):
+        freed += f.stat().st_size
+        f.unlink()
+    return freed
