@@ -138,3 +138,15 @@ def test_fallback_to_espeak_when_mbrola_absent(novels, cache, monkeypatch, caplo
 
     with pytest.raises(MissingToolError, match="mbrola"):
         build_rendering(strict, "fixed", progress=False)
+
+
+def test_knob_alone_renderings_vary_one_knob():
+    from modevo.corpus.render_config import default_renderings
+
+    renderings = default_renderings()
+    base = draw("fixed", renderings["fixed"], "u0", 0)
+    for name, knob in (("speaker", "voice"), ("rate", "rate_wpm"), ("pitch", "pitch"), ("range", "pitch_range")):
+        draws = [draw(name, renderings[name], f"u{i}", 0) for i in range(40)]
+        assert len({d[knob] for d in draws}) > 1, name
+        for other in set(base) - {knob}:
+            assert {d[other] for d in draws} == {base[other]}, (name, other)
