@@ -11,13 +11,14 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test smoke corpus stats clean-cache help
+.PHONY: setup test smoke corpus views stats clean-cache help
 
 help:
-	@echo "make smoke   build the smoke corpus from the vendored novels and print its stats (does setup)"
+	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
 	@echo "make test    run the test suite offline (does setup)"
 	@echo "make setup   venv + torch 2.13.0 CPU + modevo[test] + espeak-ng/MBROLA (idempotent)"
-	@echo "make corpus SCALE=smoke|cpu|paper   build one scale's corpus; make stats SCALE=... shows it"
+	@echo "make corpus SCALE=smoke|cpu|paper   build one scale's corpus (text, phones, renderings)"
+	@echo "make views SCALE=...                 build every view (units and BPE as needed); make stats SCALE=..."
 
 setup: $(STAMP)
 
@@ -34,12 +35,17 @@ test: setup
 
 smoke: setup
 	$(MODEVO) corpus build --config configs/corpus/smoke.yaml
+	$(MODEVO) views build --config configs/views/smoke.yaml
 
 corpus: setup
 	$(MODEVO) corpus build --config configs/corpus/$(SCALE).yaml
 
 stats: setup
 	$(MODEVO) corpus stats --config configs/corpus/$(SCALE).yaml
+	$(MODEVO) views stats --config configs/views/$(SCALE).yaml
+
+views: setup
+	$(MODEVO) views build --config configs/views/$(SCALE).yaml
 
 clean-cache:
 	rm -rf cache

@@ -68,6 +68,61 @@ def cmd_corpus_evict_audio(args) -> int:
     return 0
 
 
+def _views_config(args):
+    from modevo.config import load
+    from modevo.views.build import ViewsStageConfig
+
+    overrides = list(args.overrides)
+    if getattr(args, "num_proc", None) is not None:
+        overrides.append(f"corpus.num_proc={args.num_proc}")
+    return load(ViewsStageConfig, args.config, overrides)
+
+
+def cmd_units_build(args) -> int:
+    from modevo.corpus.build import build
+    from modevo.corpus.render import build_rendering
+    from modevo.units.build import build_units
+
+    if args.tokenizer:
+        args.overrides = list(args.overrides) + [f"units.tokenizer={args.tokenizer}"]
+    stage = _views_config(args)
+    build(stage.corpus, progress=not args.no_progress)
+    for name in stage.units.renderings:
+        build_rendering(stage.corpus, name, progress=not args.no_progress)
+    out = build_units(stage.units, stage.corpus, progress=not args.no_progress)
+    import json
+
+    print(f"{'units':<40}{'K':>6}{'phone purity':>14}{'cluster purity':>16}{'PNMI':>8}   (held-out, no silence)")
+    for name, paths in out.items():
+        m = json.loads(paths.manifest.read_text())
+        q = m["quality"]["speech"]
+        label = f"{m['tokenizer']} @ {name}"
+        print(f"{label:<40}{m['vocab_size']:>6}{q['phone_purity']:>14.3f}{q['cluster_purity']:>16.3f}{q['pnmi']:>8.3f}")
+    return 0
+
+
+def cmd_views_build(args) -> int:
+    from modevo.views.build import build_views
+    from modevo.views.stats import collect_views, format_views
+
+    stage = _views_config(args)
+    names = [n.strip() for n in args.views.split(",")] if args.views else None
+    roots = build_views(stage, names, progress=not args.no_progress)
+    print(format_views(collect_views(stage, roots)))
+    return 0
+
+
+def cmd_views_stats(args) -> int:
+    import json
+
+    from modevo.views.stats import collect_views, find_views, format_views
+
+    stage = _views_config(args)
+    info = collect_views(stage, find_views(stage))
+    print(json.dumps(info, indent=2, default=str) if args.json else format_views(info))
+    return 0
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", default=None, help=CONFIG_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, highest precedence")
@@ -102,6 +157,29 @@ def build_parser() -> argparse.ArgumentParser:
     e = corpus_cmds.add_parser("evict-audio", help="delete cached rendering audio (re-rendered on demand)")
     _add_config_args(e)
     e.set_defaults(func=cmd_corpus_evict_audio)
+    units = stages.add_parser("units", help="speech tokenizers trained on the train split, and unit quality")
+    units_cmds = units.add_subparsers(dest="command", metavar="COMMAND")
+    units_cmds.required = True
+    ub = units_cmds.add_parser("build", help="train (or reuse) the tokenizer, encode the renderings, score units")
+    _add_config_args(ub)
+    ub.add_argument("--tokenizer", default=None, help="mel-kmeans | phonetic-kmeans | hubert-kmeans | encodec")
+    ub.add_argument("--num-proc", type=int, default=None, help="worker processes for the corpus stage")
+    ub.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ub.set_defaults(func=cmd_units_build)
+
+    views = stages.add_parser("views", help="the conditions as token sequences (the modality registry)")
+    views_cmds = views.add_subparsers(dest="command", metavar="COMMAND")
+    views_cmds.required = True
+    vb = views_cmds.add_parser("build", help="build every view (corpus, renderings, units and BPE as needed)")
+    _add_config_args(vb)
+    vb.add_argument("--views", default=None, metavar="A,B", help="views to build (default: views.views)")
+    vb.add_argument("--num-proc", type=int, default=None, help="worker processes for the corpus stage")
+    vb.add_argument("--no-progress", action="store_true", help="no progress bars")
+    vb.set_defaults(func=cmd_views_build)
+    vs = views_cmds.add_parser("stats", help="vocabulary, tokens, tokens per word and per second, length ratio, unit quality")
+    _add_config_args(vs)
+    vs.add_argument("--json", action="store_true", help="print as JSON")
+    vs.set_defaults(func=cmd_views_stats)
     return parser
 
 

@@ -1,6 +1,7 @@
 """Typed configs: dataclass defaults < YAML file < `key=value` overrides (dotted for nesting).
 
-Make variables sit above all three because the Makefile passes them as overrides last. Every config class
+A YAML file may include others under sub-config keys (`defaults: {corpus: ../corpus/smoke.yaml}`); the
+including file's own keys win. Make variables sit above all three because the Makefile passes them as overrides last. Every config class
 is a (nested) dataclass; `load(cls, path, overrides)` returns a validated instance. An unknown key or a
 wrong type raises ConfigError with one line naming the key and the closest valid one.
 """
@@ -168,11 +169,28 @@ def merge(base: dict, top: dict) -> dict:
     return out
 
 
+def read_with_defaults(path: str | Path, _seen: tuple = ()) -> dict:
+    """A YAML file whose `defaults:` maps sub-config keys to other YAML files (relative to this one),
+    e.g. `defaults: {corpus: ../corpus/smoke.yaml}`: those are merged under their keys first, then this
+    file's own keys on top."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: 'defaults' includes itself")
+    data = read_yaml(path)
+    includes = data.pop("defaults", None) or {}
+    if not isinstance(includes, dict):
+        raise ConfigError(f"{path}: 'defaults' must map keys to YAML files, e.g. corpus: ../corpus/smoke.yaml")
+    out: dict = {}
+    for key, rel in includes.items():
+        out[key] = read_with_defaults(path.parent / str(rel), _seen + (path,))
+    return merge(out, data)
+
+
 def load(cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> T:
-    """Defaults < YAML at `path` < overrides, validated into `cls`."""
+    """Defaults < YAML at `path` (after its `defaults:` includes) < overrides, validated into `cls`."""
     data = to_dict(cls())
     if path is not None:
-        data = merge(data, read_yaml(path))
+        data = merge(data, read_with_defaults(path))
     for text in overrides:
         key, value = parse_override(text)
         _check_path(cls, key)

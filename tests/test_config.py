@@ -72,10 +72,28 @@ def test_bad_yaml_and_missing_file(tmp_path):
         parse_override("justakey")
 
 
-@pytest.mark.parametrize("path", sorted((CONFIGS / "corpus").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_corpus_config_loads(path):
-    cfg = load(CorpusConfig, path)
-    assert cfg.name == path.stem
+def _config_class(group: str):
+    from modevo.views.build import ViewsStageConfig
+
+    return {"corpus": CorpusConfig, "views": ViewsStageConfig}[group]
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_config_loads(path):
+    cfg = load(_config_class(path.parent.name), path)
+    corpus = cfg if isinstance(cfg, CorpusConfig) else cfg.corpus
+    assert corpus.name == path.stem  # each scale's file names its scale
+
+
+def test_defaults_include_and_precedence(tmp_path):
+    (tmp_path / "base.yaml").write_text("n_layer: 3\nwidth: 2.0\n")
+    (tmp_path / "top.yaml").write_text("defaults:\n  inner: base.yaml\ninner:\n  width: 5.0\n")
+    cfg = load(Outer, tmp_path / "top.yaml")
+    assert cfg.inner.n_layer == 3 and cfg.inner.width == 5.0  # the including file wins
+    assert load(Outer, tmp_path / "top.yaml", ["inner.width=7"]).inner.width == 7.0
+    (tmp_path / "loop.yaml").write_text("defaults:\n  inner: loop.yaml\n")
+    with pytest.raises(ConfigError, match="includes itself"):
+        load(Outer, tmp_path / "loop.yaml")
 
 
 def test_negative_sizes_rejected():

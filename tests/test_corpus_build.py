@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from modevo.config import load
 from modevo.corpus.build import assign_splits, build, load_corpus, load_manifest
 from modevo.corpus.config import CorpusConfig

@@ -51,8 +51,9 @@ def _check_rendering(cfg, name):
     for r in rows:
         total = r["leading_ms"] + sum(r["durations_ms"]) + sum(r["word_pause_ms"]) + r["trailing_ms"]
         assert abs(total - r["n_samples"] / 16.0) <= tol, r["id"]
-        ends = np.asarray(r["start_ms"]) + np.asarray(r["durations_ms"])
-        assert sum(r["frames"]) == int(np.floor(ends[-1] / 20 + 0.5) - np.floor(r["start_ms"][0] / 20 + 0.5))
+        starts = np.asarray(r["start_ms"], dtype=np.float64)
+        ends = starts + np.asarray(r["durations_ms"], dtype=np.float64)
+        assert r["frames"] == (synth.frame_index(ends) - synth.frame_index(starts)).tolist()
     return paths, manifest, rows
 
 

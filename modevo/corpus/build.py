@@ -23,6 +23,7 @@ from modevo.corpus.normalize import normalize, split_sentences
 from modevo.corpus.phones import ROUTE_G2P, cmu_dict, word_phones
 from modevo.corpus.sources import DocRef, list_dataset_documents, list_file_documents, paragraphs, read_document
 from modevo.errors import InputError
+from modevo.shards import load_shards, save_shard
 
 log = logging.getLogger("modevo.corpus")
 
@@ -168,7 +169,7 @@ def _write_shard(args: tuple[int, list[DocRef], CorpusConfig, str]) -> dict:
     meta["content_hash"] = stable_hash([[r[c] for c in COLUMNS] for r in rows], length=64)
     with atomic_dir(Path(shard_root) / f"{index:05d}") as tmp:
         table = {c: [r[c] for r in rows] for c in COLUMNS}
-        datasets.Dataset.from_dict(table, features=_features()).save_to_disk(str(tmp / "data"))
+        save_shard(tmp / "data", table, _features())
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     return meta
 
@@ -257,11 +258,9 @@ def load_manifest(cfg: CorpusConfig) -> tuple[dict, CorpusPaths]:
 
 def load_corpus(paths: CorpusPaths, split: str | None = None):
     """The corpus as one `datasets.Dataset` (optionally one split), shards in order."""
-    import datasets
 
     manifest = json.loads(paths.manifest.read_text())
-    parts = [datasets.load_from_disk(str(paths.shards / f"{i:05d}" / "data")) for i in range(manifest["shards"])]
-    ds = datasets.concatenate_datasets([p for p in parts if len(p)])
+    ds = load_shards([paths.shards / f"{i:05d}" / "data" for i in range(manifest["shards"])])
     if split is not None:
         ds = ds.filter(lambda s: s == split, input_columns="split")
     return ds

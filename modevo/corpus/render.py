@@ -27,6 +27,7 @@ from modevo.corpus.build import CorpusPaths, load_manifest
 from modevo.corpus.config import CorpusConfig
 from modevo.corpus.render_config import RenderingConfig, draw
 from modevo.errors import InputError, MissingToolError
+from modevo.shards import load_shard, load_shards, save_shard
 
 log = logging.getLogger("modevo.corpus")
 
@@ -90,10 +91,10 @@ def _render_rows(rows, name, rcfg, voices, seed):
         params = utterance_params(name, rcfg, voices, r["id"], seed)
         out = synth.render(r["phones"], r["stress"], params)
         n_per_word = [len(p) for p in r["phones"]]
-        starts = _phone_starts(out, n_per_word)
-        ends = starts + out.durations_ms
-        # boundaries rounded half up to the 20 ms grid, the rule synth.frames_50hz uses
-        frames = (np.floor(ends / synth.FRAME_MS + 0.5) - np.floor(starts / synth.FRAME_MS + 0.5)).astype(np.int64)
+        # times are stored as float32: frames come from the stored values so readers recompute them exactly
+        starts = _phone_starts(out, n_per_word).astype(np.float32).astype(np.float64)
+        durations = out.durations_ms.astype(np.float32).astype(np.float64)
+        frames = synth.frame_index(starts + durations) - synth.frame_index(starts)
         record = {"id": r["id"], "voice": params.voice, "rate_wpm": params.rate_wpm, "pitch": params.pitch,
                   "pitch_range": float(params.pitch_range), "backend": out.backend,
                   "durations_ms": out.durations_ms.astype(np.float32).tolist(),
@@ -135,7 +136,7 @@ def _write_shard(args) -> dict:
 
     datasets.disable_progress_bars()
     index, corpus_shard, out_root, name, rcfg, voices, seed, keep_audio = args
-    rows = datasets.load_from_disk(str(Path(corpus_shard) / "data"))
+    rows = load_shard(Path(corpus_shard) / "data")
     out_root = Path(out_root)
     records, voice_count, samples, words, phones, mismatches = [], Counter(), 0, 0, 0, 0
     audio_path = out_root / "audio" / f"{index:05d}.flac"
@@ -154,7 +155,7 @@ def _write_shard(args) -> dict:
         if writer is not None:
             writer.close()
         table = {k: [r[k] for r in records] for k in _features()}
-        datasets.Dataset.from_dict(table, features=_features()).save_to_disk(str(tmp / "data"))
+        save_shard(tmp / "data", table, _features())
         meta = {"index": index, "utterances": len(records), "seconds": samples / synth.SAMPLE_RATE, "words": words,
                 "phones": phones, "mismatches": mismatches, "voices": dict(voice_count),
                 "backends": dict(Counter(r["backend"] for r in records)),
@@ -237,20 +238,17 @@ def build_renderings(cfg: CorpusConfig, names: list[str] | None = None, progress
 
 
 def load_rendering(paths: RenderingPaths):
-    import datasets
 
     manifest = json.loads(paths.manifest.read_text())
-    parts = [datasets.load_from_disk(str(paths.shards / f"{i:05d}" / "data")) for i in range(manifest["shards"])]
-    return datasets.concatenate_datasets([p for p in parts if len(p)])
+    return load_shards([paths.shards / f"{i:05d}" / "data" for i in range(manifest["shards"])])
 
 
 def iter_shard_audio(cfg: CorpusConfig, paths: RenderingPaths, index: int):
     """Yield (id, int16 audio) for every utterance of one shard, streaming from its FLAC (memory stays at
     one utterance); an evicted FLAC is re-rendered and re-cached first."""
-    import datasets
     import soundfile as sf
 
-    rows = datasets.load_from_disk(str(paths.shards / f"{index:05d}" / "data"))
+    rows = load_shard(paths.shards / f"{index:05d}" / "data")
     flac = paths.audio / f"{index:05d}.flac"
     if not flac.exists():
         _regenerate(cfg, paths, index, rows)
@@ -260,13 +258,12 @@ def iter_shard_audio(cfg: CorpusConfig, paths: RenderingPaths, index: int):
 
 
 def _regenerate(cfg: CorpusConfig, paths: RenderingPaths, index: int, rendered) -> None:
-    import datasets
     import soundfile as sf
 
     from modevo.cache import atomic_write_bytes
 
     _, corpus = load_manifest(cfg)
-    rows = datasets.load_from_disk(str(corpus.shards / f"{index:05d}" / "data"))
+    rows = load_shard(corpus.shards / f"{index:05d}" / "data")
     chunks = []
     for row, rec in zip(rows, rendered):
         params = synth.RenderParams(voice=rec["voice"], rate_wpm=rec["rate_wpm"], pitch=rec["pitch"],

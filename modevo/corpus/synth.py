@@ -152,6 +152,12 @@ class Rendering:
     backend: str
 
 
+def frame_index(ms, frame_ms: float = FRAME_MS) -> np.ndarray:
+    """The frame boundary nearest to a time, halves rounded up: THE rule every stage uses (render's
+    frames, the units' frame labels, the speech views' phone span), so they agree on every tie."""
+    return np.floor(np.asarray(ms, dtype=np.float64) / frame_ms + 0.5).astype(np.int64)
+
+
 def frames_50hz(durations_ms: np.ndarray, start_ms: float = 0.0) -> np.ndarray:
     """Frames per phone: cumulative boundaries rounded (half up) to the 20 ms grid, so the frames sum to the
     rounded total and no rounding error accumulates; a short phone can get 0 frames."""
@@ -159,7 +165,7 @@ def frames_50hz(durations_ms: np.ndarray, start_ms: float = 0.0) -> np.ndarray:
     if np.any(d < 0):
         raise ModevoError("frames_50hz: negative duration")
     bounds = start_ms + np.concatenate([[0.0], np.cumsum(d)])
-    return np.diff(np.floor(bounds / FRAME_MS + 0.5)).astype(np.int64)
+    return np.diff(frame_index(bounds))
 
 
 def _check(phones: list[list[str]], stress: list[list[int]], params: RenderParams) -> Voice:

@@ -1,0 +1,183 @@
+"""The interface every speech tokenizer follows, and how its artefacts are written and checked.
+
+A tokenizer maps 16 kHz int16 audio to a 1-D array of unit ids in [0, vocab_size) at frame_rate_hz.
+It is deterministic given its artefacts. A saved tokenizer is a folder of plain files (arrays as .npy,
+whose bytes depend only on their content, so retraining gives the same content hash) plus manifest.json,
+written last, with a sha256 per artefact, their combined content hash and what the tokenizer was trained
+on (corpus and rendering hashes). Loading checks every digest: a changed file is refused, not used.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from modevo.cache import file_digest, stable_hash
+from modevo.errors import InputError, MissingToolError
+
+MANIFEST = "manifest.json"
+LOCATION_PARAMS = ("weights",)  # say where an input lies, not what it is: left out of the content hash
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Utterance:
+    """One training utterance: audio plus its 50 Hz frame labels (phonetic-kmeans needs them)."""
+
+    audio: np.ndarray  # (n,) int16, 16 kHz
+    labels: np.ndarray | None = None  # (n_frames(n),) str, one phone (or "SIL") per 20 ms frame
+    id: str = ""
+
+
+class SpeechTokenizer(abc.ABC):
+    name: ClassVar[str]
+    trainable: ClassVar[bool] = True  # False: nothing is learnt from our corpus (EnCodec's codebook is fixed)
+    model_type: ClassVar[str | None] = None  # transformers model_type of the local weights it needs, if any
+    frame_rate_hz: float
+    vocab_size: int
+
+    def __init__(self) -> None:
+        self.trained_on: dict = {}  # corpus/rendering hashes and amounts, recorded in the manifest
+        self.stats: dict = {}  # what training measured (inertia, classifier accuracy), for the record
+
+    # -- what each tokenizer implements -------------------------------------------------------------
+    @abc.abstractmethod
+    def params(self) -> dict:
+        """The settings that decide the tokenizer's output (go into its cache key and manifest)."""
+
+    @abc.abstractmethod
+    def fit(self, utterances) -> "SpeechTokenizer":
+        """Learn from an iterable of Utterance (read once, in order). Returns self."""
+
+    @abc.abstractmethod
+    def n_frames(self, n_samples: int) -> int:
+        """Exact number of units encode() returns for n_samples of 16 kHz audio."""
+
+    @abc.abstractmethod
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        """(n,) int16 at 16 kHz → (n_frames(n),) int64 unit ids in [0, vocab_size)."""
+
+    @abc.abstractmethod
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The learnt arrays to save, by file stem."""
+
+    @abc.abstractmethod
+    def _restore(self, arrays: dict[str, np.ndarray], manifest: dict) -> None:
+        """Set the learnt state from saved arrays (the inverse of _arrays)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_params(cls, params: dict) -> "SpeechTokenizer":
+        """A fresh, untrained tokenizer with these settings."""
+
+    # -- shared -------------------------------------------------------------------------------------
+    def extra_manifest(self) -> dict:
+        """Anything else a tokenizer must record (e.g. the digest of external weights)."""
+        return {}
+
+    def save(self, folder: str | Path, extra: dict | None = None) -> dict:
+        """Write the artefacts and then manifest.json (plus `extra` fields, e.g. the cache key) into folder;
+        callers make it atomic. Returns the manifest."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        digests = {}
+        for stem, arr in sorted(self._arrays().items()):
+            path = folder / f"{stem}.npy"
+            np.save(path, np.ascontiguousarray(arr), allow_pickle=False)
+            digests[path.name] = file_digest(path)
+        manifest = {
+            "format": FORMAT_VERSION, "tokenizer": self.name, "frame_rate_hz": self.frame_rate_hz,
+            "vocab_size": self.vocab_size, "params": self.params(), "trained_on": self.trained_on,
+            "stats": self.stats, "artefacts": digests, **self.extra_manifest(), **(extra or {}),
+        }
+        manifest["content_hash"] = content_hash(manifest)
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        return manifest
+
+    @classmethod
+    def load(cls, folder: str | Path, **overrides) -> "SpeechTokenizer":
+        """A saved tokenizer; overrides replace recorded params that say where, not what (e.g. weights=
+        for a moved weights folder: its digest is still checked)."""
+        manifest = read_manifest(folder)
+        if manifest["tokenizer"] != cls.name:
+            raise InputError(f"{folder} holds a '{manifest['tokenizer']}' tokenizer, not '{cls.name}'")
+        tok = cls.from_params({**manifest["params"], **overrides})
+        tok.trained_on, tok.stats = manifest.get("trained_on", {}), manifest.get("stats", {})
+        if content_hash(manifest) != manifest["content_hash"]:
+            raise InputError(f"{folder}/{MANIFEST} was edited after training (content hash differs): retrain it")
+        tok._restore(read_arrays(folder, manifest), manifest)
+        return tok
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size}, frame_rate_hz={self.frame_rate_hz})"
+
+
+def content_hash(manifest: dict) -> str:
+    """What decides the units: the artefacts' digests, the settings that shape the output (not where the
+    weights lie) and any external weights' digest. Equal hashes → equal units for equal audio."""
+    params = {k: v for k, v in manifest["params"].items() if k not in LOCATION_PARAMS}
+    return stable_hash({"tokenizer": manifest["tokenizer"], "params": params, "artefacts": manifest["artefacts"],
+                        "weights_digest": manifest.get("weights_digest")}, 64)
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{folder} is not a trained tokenizer: {MANIFEST} is missing")
+    return json.loads(path.read_text())
+
+
+def read_arrays(folder: str | Path, manifest: dict) -> dict[str, np.ndarray]:
+    """Every artefact the manifest lists, each checked against its sha256."""
+    folder = Path(folder)
+    out = {}
+    for name, digest in manifest["artefacts"].items():
+        path = folder / name
+        if not path.is_file() or file_digest(path) != digest:
+            raise InputError(f"tokenizer artefact {path} is missing or changed since training (sha256 differs "
+                             "from manifest.json): retrain it")
+        out[name.removesuffix(".npy")] = np.load(path, allow_pickle=False)
+    return out
+
+
+# -- local transformers weights -------------------------------------------------------------------------
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def check_weights(path: str | None, model_type: str, tokenizer: str) -> Path:
+    """The local folder of a transformers model of model_type, or MissingToolError in one line."""
+    expected = (f"a local transformers folder with config.json (model_type '{model_type}') and "
+                f"model.safetensors or pytorch_model.bin, e.g. saved by save_pretrained")
+    if not path:
+        raise MissingToolError(f"{tokenizer} needs weights=<folder>: {expected}")
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise MissingToolError(f"{tokenizer} weights folder {folder} does not exist: expected {expected}")
+    config = folder / "config.json"
+    if not config.is_file():
+        raise MissingToolError(f"{tokenizer} weights folder {folder} has no config.json: expected {expected}")
+    try:
+        found = json.loads(config.read_text()).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise MissingToolError(f"{config} is not valid JSON: expected {expected}") from None
+    if found != model_type:
+        raise MissingToolError(f"{tokenizer} weights folder {folder} holds model_type '{found}', "
+                               f"expected '{model_type}': {expected}")
+    if not any((folder / f).is_file() for f in WEIGHT_FILES):
+        raise MissingToolError(f"{tokenizer} weights folder {folder} has no model.safetensors or "
+                               f"pytorch_model.bin: expected {expected}")
+    return folder
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 over config.json and the weight files: the tokenizer's output depends on all of them."""
+    names = sorted(f for f in os.listdir(folder)
+                   if f == "config.json" or f == "preprocessor_config.json"
+                   or f.endswith((".safetensors", ".bin", ".index.json")))
+    return stable_hash({n: file_digest(folder / n) for n in names}, 64)

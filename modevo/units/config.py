@@ -1,0 +1,62 @@
+"""The units stage's config: which speech tokenizer, its size and training budget, where artefacts go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from modevo.config import require
+
+TokenizerName = Literal["mel-kmeans", "phonetic-kmeans", "hubert-kmeans", "encodec"]
+
+
+@dataclass
+class FrameClassifierConfig:
+    """phonetic-kmeans' frame classifier: conv layers over log-mel, trained to predict each frame's phone."""
+
+    channels: int = 256
+    layers: int = 3  # receptive field 1 + layers · (kernel - 1) frames: 13 frames = 260 ms by default
+    kernel: int = 5
+    epochs: int = 3
+    lr: float = 2e-3
+    batch_windows: int = 32
+    window_frames: int = 256  # frames per training window (5.12 s)
+    dtype: Literal["bfloat16", "float32"] = "bfloat16"  # training only; features for k-means are fp32
+
+    def __post_init__(self):
+        require(self.channels > 0 and self.layers > 0, "classifier channels and layers must be positive")
+        require(self.kernel > 0 and self.kernel % 2 == 1, "classifier kernel must be a positive odd number")
+        require(self.epochs > 0 and self.lr > 0, "classifier epochs and lr must be positive")
+        require(self.batch_windows > 0 and self.window_frames > 0, "batch_windows and window_frames must be positive")
+
+
+@dataclass
+class UnitsConfig:
+    tokenizer: TokenizerName = "mel-kmeans"
+    k: int = 500  # clusters (k-means tokenizers); why 500 at the cpu scale: see mel_kmeans.py
+    iterations: int = 40  # at most this many Lloyd iterations (stops when no assignment changes)
+    max_train_frames: int = 1_000_000  # 50 Hz frames drawn from the train split (1 M ≈ 5.6 h of audio)
+    seed: int = 0
+    normalize: bool = True  # mel-kmeans: per-dimension mean/variance normalisation before k-means
+    layer: int = 6  # hubert-kmeans: 0 = conv features, i = output of transformer block i
+    weights: str | None = None  # hubert-kmeans / encodec: local transformers folder (save_pretrained layout)
+    codebook: int = 0  # encodec: which residual codebook (0 = the first, coarsest)
+    classifier: FrameClassifierConfig = field(default_factory=FrameClassifierConfig)
+    # The renderings to encode. Their codebook is shared, trained on the union of their train-split
+    # utterances, so fixed and varied speech use the same units; per_rendering trains one per rendering.
+    renderings: list[str] = field(default_factory=lambda: ["fixed", "varied"])
+    per_rendering: bool = False
+    tokenizers_dir: str = "tokenizers"  # relative to the working directory; MODEVO_TOKENIZERS overrides it
+
+    def __post_init__(self):
+        require(self.k > 1, "k must be at least 2")
+        require(self.iterations > 0, "iterations must be positive")
+        require(self.max_train_frames > 0, "max_train_frames must be positive")
+        require(self.layer >= 0, "layer must be >= 0")
+        require(self.codebook >= 0, "codebook must be >= 0")
+        require(len(self.renderings) > 0, "renderings must name at least one rendering")
+        # a missing `weights` is reported when the tokenizer is made (MissingToolError, like a bad folder)
+
+
+# Fields that change where or how the stage runs, not what a tokenizer learns: left out of its cache key.
+RUNTIME_ONLY = ("renderings", "per_rendering", "tokenizers_dir")

@@ -1,0 +1,51 @@
+"""Tokenizer names → classes, and the mapping from a UnitsConfig to a tokenizer's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modevo.errors import InputError
+from modevo.units.base import SpeechTokenizer, read_manifest
+from modevo.units.config import UnitsConfig
+
+
+def tokenizer_class(name: str) -> type[SpeechTokenizer]:
+    # imported on demand: hubert/encodec pull in transformers only when used
+    if name == "mel-kmeans":
+        from modevo.units.mel_kmeans import MelKMeans as cls
+    elif name == "phonetic-kmeans":
+        from modevo.units.phonetic_kmeans import PhoneticKMeans as cls
+    elif name == "hubert-kmeans":
+        from modevo.units.hubert_kmeans import HubertKMeans as cls
+    elif name == "encodec":
+        from modevo.units.encodec import EncodecTokenizer as cls
+    else:
+        raise InputError(f"unknown tokenizer '{name}' (known: mel-kmeans, phonetic-kmeans, hubert-kmeans, encodec)")
+    return cls
+
+
+def tokenizer_params(cfg: UnitsConfig) -> dict:
+    """The settings of cfg.tokenizer taken from the config (only those it uses, so that changing another
+    tokenizer's knob leaves this one's cache key alone)."""
+    kmeans = {"k": cfg.k, "iterations": cfg.iterations, "seed": cfg.seed, "max_train_frames": cfg.max_train_frames}
+    if cfg.tokenizer == "mel-kmeans":
+        return {**kmeans, "normalize": cfg.normalize}
+    if cfg.tokenizer == "phonetic-kmeans":
+        c = cfg.classifier
+        return {**kmeans, "channels": c.channels, "layers": c.layers, "kernel": c.kernel, "epochs": c.epochs,
+                "lr": c.lr, "batch_windows": c.batch_windows, "window_frames": c.window_frames, "dtype": c.dtype}
+    if cfg.tokenizer == "hubert-kmeans":
+        return {**kmeans, "weights": cfg.weights, "layer": cfg.layer}
+    if cfg.tokenizer == "encodec":
+        return {"weights": cfg.weights, "codebook": cfg.codebook}
+    raise InputError(f"unknown tokenizer '{cfg.tokenizer}'")
+
+
+def make_tokenizer(cfg: UnitsConfig) -> SpeechTokenizer:
+    """An untrained tokenizer as cfg describes (hubert/encodec check and load their weights here)."""
+    return tokenizer_class(cfg.tokenizer).from_params(tokenizer_params(cfg))
+
+
+def load_tokenizer(folder: str | Path, **overrides) -> SpeechTokenizer:
+    """A trained tokenizer from its folder, whatever its kind (read from manifest.json)."""
+    return tokenizer_class(read_manifest(folder)["tokenizer"]).load(folder, **overrides)
