@@ -7,11 +7,14 @@ PY := $(VENV)/bin/python
 MODEVO := $(VENV)/bin/modevo
 STAMP := $(VENV)/.setup-stamp
 SCALE ?= smoke
+SEED ?= 0
+BUDGET ?= tokens
+VIEWS ?= text-bpe text-char phone-bpe phone phone-repeat@mean phone-repeat@fixed phone-repeat@varied speech-fixed speech-varied
 export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test smoke corpus views stats clean-cache help
+.PHONY: setup test smoke corpus views stats train clean-cache help
 
 help:
 	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
@@ -19,6 +22,7 @@ help:
 	@echo "make setup   venv + torch 2.13.0 CPU + modevo[test] + espeak-ng/MBROLA (idempotent)"
 	@echo "make corpus SCALE=smoke|cpu|paper   build one scale's corpus (text, phones, renderings)"
 	@echo "make views SCALE=...                 build every view (units and BPE as needed); make stats SCALE=..."
+	@echo "make train VIEW=phone SCALE=cpu      train one condition (SEED=, BUDGET=tokens|epochs|converged)"
 
 setup: $(STAMP)
 
@@ -36,6 +40,11 @@ test: setup
 smoke: setup
 	$(MODEVO) corpus build --config configs/corpus/smoke.yaml
 	$(MODEVO) views build --config configs/views/smoke.yaml
+	@for v in $(VIEWS); do $(MODEVO) train --config configs/train/smoke.yaml --view $$v --no-progress || exit 1; done
+
+# one condition: make train VIEW=phone SCALE=cpu [SEED=1 BUDGET=epochs]
+train: setup
+	$(MODEVO) train --config configs/train/$(SCALE).yaml --view $(VIEW) train.seed=$(SEED) train.budget=$(BUDGET)
 
 corpus: setup
 	$(MODEVO) corpus build --config configs/corpus/$(SCALE).yaml

@@ -123,6 +123,24 @@ def cmd_views_stats(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from modevo.config import load
+    from modevo.train.config import TrainStageConfig
+    from modevo.train.run import train
+
+    overrides = list(args.overrides)
+    if args.view:
+        overrides.append(f"train.view={args.view}")
+    stage = load(TrainStageConfig, args.config, overrides)
+    info = train(stage, progress=not args.no_progress)
+    res = info["results"]
+    loss = res["final_valid_loss"]
+    print(f"run {info['view']}: {res['tokens_seen']} tokens ({res['epochs']:.2f} epochs), final valid loss "
+          f"{loss:.4f}, {res['params_total']:,} parameters ({res['params_non_embedding']:,} non-embedding)")
+    print(f"  MLflow run {info['mlflow_run_id']} at {info['tracking_uri']}; folder {info['run_dir']}")
+    return 0
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", default=None, help=CONFIG_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, highest precedence")
@@ -180,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(vs)
     vs.add_argument("--json", action="store_true", help="print as JSON")
     vs.set_defaults(func=cmd_views_stats)
+
+    tr = stages.add_parser("train", help="train one view × model × budget × seed (resumes; tracked in MLflow)")
+    _add_config_args(tr)
+    tr.add_argument("--view", default=None, help="shorthand for train.view=VIEW")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.set_defaults(func=cmd_train)
+
     return parser
 
 

@@ -171,8 +171,8 @@ def merge(base: dict, top: dict) -> dict:
 
 def read_with_defaults(path: str | Path, _seen: tuple = ()) -> dict:
     """A YAML file whose `defaults:` maps sub-config keys to other YAML files (relative to this one),
-    e.g. `defaults: {corpus: ../corpus/smoke.yaml}`: those are merged under their keys first, then this
-    file's own keys on top."""
+    e.g. `defaults: {corpus: ../corpus/smoke.yaml}`: those are merged under their keys first (the key `.`
+    merges a file at the top level), then this file's own keys on top."""
     path = Path(path).resolve()
     if path in _seen:
         raise ConfigError(f"{path}: 'defaults' includes itself")
@@ -182,7 +182,8 @@ def read_with_defaults(path: str | Path, _seen: tuple = ()) -> dict:
         raise ConfigError(f"{path}: 'defaults' must map keys to YAML files, e.g. corpus: ../corpus/smoke.yaml")
     out: dict = {}
     for key, rel in includes.items():
-        out[key] = read_with_defaults(path.parent / str(rel), _seen + (path,))
+        included = read_with_defaults(path.parent / str(rel), _seen + (path,))
+        out = merge(out, included) if key == "." else merge(out, {key: included})
     return merge(out, data)
 
 

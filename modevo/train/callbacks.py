@@ -1,0 +1,136 @@
+"""What happens around the optimizer steps: metrics against tokens seen, validation on a global-step
+schedule (so a resumed run validates at the same steps), milestone checkpoints for `eval`, and the resume
+point. Everything is keyed by the global step, never by the dataloader's batch index."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+
+def save_weights(module, path: Path, extra: dict) -> None:
+    """Weights + the model config + what they are, loadable with torch.load(weights_only=True)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    payload = {"state_dict": {k: v.detach().cpu() for k, v in module.model.state_dict().items()},
+               "model_config": dataclasses.asdict(module.model.config), **extra}
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+class TrainingProgress(L.Callback):
+    """Train loss, learning rate, tokens/s, tokens seen and epochs, logged with step = tokens seen."""
+
+    def __init__(self, windows_per_epoch: int, log_every: int = 10):
+        self.windows_per_epoch, self.log_every = windows_per_epoch, log_every
+        self._t0 = self._s0 = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if self._t0 is None:
+            self._t0, self._s0 = time.perf_counter(), step
+        tokens = step * module.tokens_per_step
+        elapsed = time.perf_counter() - self._t0
+        tok_s = (step - self._s0) * module.tokens_per_step / elapsed if elapsed > 0 else 0.0
+        module.log_dict({"tokens": float(tokens), "tok_s": tok_s}, prog_bar=True, logger=False)
+        if step % self.log_every == 0 or step == trainer.max_steps:
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            windows = step * module.recipe.batch_size * trainer.world_size
+            metrics = {"train_loss": float(loss), "lr": trainer.optimizers[0].param_groups[0]["lr"],
+                       "tokens_per_s": tok_s, "tokens_seen": float(tokens),
+                       "epochs": windows / max(1, self.windows_per_epoch)}
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=tokens)
+
+
+class Validation(L.Callback):
+    """Validation loss every `every` global steps and at the end; early stopping for `converged`."""
+
+    def __init__(self, loader, every: int, patience: int | None, run_dir: Path):
+        self.loader, self.every, self.patience, self.run_dir = loader, every, patience, run_dir
+        self.best, self.bad, self.history = math.inf, 0, []
+
+    def _validate(self, trainer, module):
+        step = trainer.global_step
+        if self.history and self.history[-1]["step"] == step:
+            return
+        loss = module.validation_loss(self.loader)
+        tokens = step * module.tokens_per_step
+        self.history.append({"step": step, "tokens": tokens, "valid_loss": loss})
+        for logger in trainer.loggers:
+            logger.log_metrics({"valid_loss": loss}, step=tokens)
+        module.log("valid_loss", loss, prog_bar=True, logger=False)
+        if loss < self.best - 1e-4:
+            self.best, self.bad = loss, 0
+        else:
+            self.bad += 1
+        if self.patience is not None and self.bad >= self.patience:
+            trainer.should_stop = True
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step % self.every == 0:
+            self._validate(trainer, module)
+
+    def on_train_end(self, trainer, module):
+        self._validate(trainer, module)
+
+    def state_dict(self):
+        return {"best": self.best, "bad": self.bad, "history": self.history}
+
+    def load_state_dict(self, state):
+        self.best, self.bad, self.history = state["best"], state["bad"], state["history"]
+
+
+class Milestones(L.Callback):
+    """Weights at token milestones (budget/2^k), saved for `eval` to score later."""
+
+    def __init__(self, folder: Path, milestone_tokens: list[int], extra: dict):
+        self.folder, self.todo, self.extra = folder, sorted(milestone_tokens), extra
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        tokens = trainer.global_step * module.tokens_per_step
+        while self.todo and tokens >= self.todo[0]:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_weights(module, self.folder / f"tokens-{tokens:012d}.pt",
+                         {**self.extra, "tokens": tokens, "step": trainer.global_step})
+            self.todo.pop(0)
+
+
+class ResumePoint(L.Callback):
+    """last.ckpt (weights, optimizer, scheduler, callback states) every N steps, written atomically."""
+
+    def __init__(self, path: Path, every: int):
+        self.path, self.every = path, every
+
+    def _save(self, trainer):
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state: optimizer, scheduler, callbacks
+        os.replace(tmp, self.path)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step % self.every == 0:
+            self._save(trainer)
+
+    def on_train_end(self, trainer, module):
+        self._save(trainer)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The global step stored in a Lightning checkpoint (read with weights_only where possible)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # Lightning stores a few plain objects; our own file, so full load is safe
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    return int(ckpt["global_step"])
+
+
+def write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)

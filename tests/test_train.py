@@ -1,0 +1,131 @@
+"""The trainer: every view trains at smoke, runs land in MLflow with their tags, a killed run resumes to
+identical weights, and a finished run is not retrained."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from modevo.config import load
+from modevo.corpus import synth
+from modevo.train.config import TrainStageConfig
+from modevo.train.data import StepBatches, steps_for
+from modevo.train.module import lr_lambda
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_espeak = pytest.mark.skipif(not synth.backend_available("espeak"), reason="espeak-ng not installed")
+ALL_VIEWS = ["text-bpe", "text-char", "phone-bpe", "phone", "phone-repeat@mean", "phone-repeat@fixed",
+             "phone-repeat@varied", "speech-fixed", "speech-varied"]
+
+
+def overrides(novels, tmp, *extra):
+    return [f"corpus.source.paths=[{novels}]", "corpus.source.max_sentences_per_document=40",
+            "corpus.num_proc=1", "corpus.split.chunk_sentences=5", f"units.tokenizers_dir={tmp / 'tok'}",
+            "views.text_bpe_vocab=60", "views.phone_bpe_candidates=[50,60]", "units.k=8",
+            "units.max_train_frames=20000", "units.iterations=5", f"train.runs_dir={tmp / 'runs'}",
+            "train.max_tokens=2048", "train.batch_size=4", "train.seq_len=32", "train.val_every_tokens=512",
+            "train.val_max_tokens=512", "train.checkpoint_every_steps=4", *extra]
+
+
+def test_lr_schedule():
+    assert lr_lambda(0, 100, 10, 0.1) == pytest.approx(0.1)
+    assert lr_lambda(9, 100, 10, 0.1) == pytest.approx(1.0)
+    assert lr_lambda(99, 100, 10, 0.1) == pytest.approx(0.1, abs=1e-3)
+
+
+def test_step_batches_are_a_function_of_the_step():
+    import numpy as np
+
+    stream = np.arange(1000)
+    a = StepBatches(stream, 16, 4, seed=0, start=0, total=20)
+    b = StepBatches(stream, 16, 4, seed=0, start=7, total=20)
+    assert torch.equal(a[7], b[0]) and torch.equal(a[19], b[12])
+    assert len(b) == 20  # the whole run, so Lightning never ends a resumed epoch early
+    # an epoch visits every window once
+    seen = np.concatenate([a.window_ids(s) for s in range(a.n_windows // 4)])
+    assert len(set(seen.tolist())) == len(seen)
+    assert steps_for("tokens", 1000, 1.0, 50, 4, 16) == 16
+    assert steps_for("epochs", 1000, 2.0, 50, 4, 16) == 25
+
+
+@needs_espeak
+def test_every_view_trains_and_lands_in_mlflow(novels, cache, tmp_path):
+    import mlflow
+
+    from modevo.train.run import train
+
+    for view in ALL_VIEWS:
+        stage = load(TrainStageConfig, ROOT / "configs/train/smoke.yaml", overrides(novels, tmp_path, f"train.view={view}"))
+        info = train(stage, progress=False)
+        assert info["status"] == "finished", view
+        res = info["results"]
+        assert res["tokens_seen"] >= 2048 and res["final_valid_loss"] > 0
+        assert res["params_non_embedding"] < res["params_total"]
+        assert len(info["checkpoints"]) >= 2  # milestones plus the final weights
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{(tmp_path / 'runs').resolve() / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("modevo")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.scale = 'smoke'")
+    assert sorted(r.data.tags["view"] for r in runs) == sorted(
+        v if not v.startswith("speech-") else f"speech@{v.split('-')[1]}/mel-kmeans" for v in ALL_VIEWS)
+    run = next(r for r in runs if r.data.tags["view"] == "phone")
+    assert run.data.tags["factors"] == "A,B" and run.data.tags["budget"] == "tokens" and run.data.tags["seed"] == "0"
+    assert len(run.data.tags["corpus_hash"]) == 64 and run.data.tags["code_version"]
+    history = client.get_metric_history(run.info.run_id, "valid_loss")
+    assert len(history) >= 2 and all(h.step % 128 == 0 for h in history)  # steps are tokens seen
+    assert client.get_metric_history(run.info.run_id, "epochs")
+
+
+@needs_espeak
+def test_finished_run_is_not_retrained(novels, cache, tmp_path):
+    from modevo.train.run import train
+
+    stage = load(TrainStageConfig, ROOT / "configs/train/smoke.yaml", overrides(novels, tmp_path, "train.view=phone"))
+    first = train(stage, progress=False)
+    again = train(stage, progress=False)
+    assert again["mlflow_run_id"] == first["mlflow_run_id"] and again["results"] == first["results"]
+
+
+@needs_espeak
+def test_killed_run_resumes_to_identical_weights(novels, tmp_path):
+    from modevo.train.run import train
+
+    extra = ["train.view=phone", "train.max_tokens=8192", "train.checkpoint_every_steps=8"]
+    env = dict(os.environ, MODEVO_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    args = overrides(novels, tmp_path, *extra)
+    # build the view first so the killed process spends its time training
+    os.environ["MODEVO_CACHE"] = str(tmp_path / "cache")
+    try:
+        from modevo.views.build import build_views
+        build_views(load(TrainStageConfig, ROOT / "configs/train/smoke.yaml", args), ["phone"], progress=False)
+        proc = subprocess.Popen([sys.executable, "-m", "modevo", "train", "--no-progress", "-c",
+                                 str(ROOT / "configs/train/smoke.yaml"), *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline, last = time.time() + 180, None
+        while time.time() < deadline and proc.poll() is None:
+            found = list((tmp_path / "runs").glob("smoke/phone/*/checkpoints/last.ckpt"))
+            if found:
+                last = found[0]
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert last is not None, "no resume point was written before the deadline"
+        info = json.loads((last.parent.parent / "run.json").read_text())
+        assert info["status"] == "running"
+        resumed = train(load(TrainStageConfig, ROOT / "configs/train/smoke.yaml", args), progress=False)
+        clean = train(load(TrainStageConfig, ROOT / "configs/train/smoke.yaml",
+                           overrides(novels, tmp_path / "clean", *extra)), progress=False)
+    finally:
+        del os.environ["MODEVO_CACHE"]
+    assert resumed["results"]["steps"] == clean["results"]["steps"]
+    a = torch.load(resumed["checkpoints"][-1], weights_only=True)["state_dict"]
+    b = torch.load(clean["checkpoints"][-1], weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["results"]["final_valid_loss"] == clean["results"]["final_valid_loss"]
+    assert resumed["validation"] == clean["validation"]
