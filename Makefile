@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test smoke corpus views stats train clean-cache help
+.PHONY: setup test smoke corpus views stats train tune clean-cache help
 
 help:
 	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
@@ -41,6 +41,14 @@ smoke: setup
 	$(MODEVO) corpus build --config configs/corpus/smoke.yaml
 	$(MODEVO) views build --config configs/views/smoke.yaml
 	@for v in $(VIEWS); do $(MODEVO) train --config configs/train/smoke.yaml --view $$v --no-progress || exit 1; done
+
+# the recipe is tuned once per scale on text-bpe's validation loss (runs kept in the MLflow experiment
+# modevo-tuning), then frozen in configs/train/<scale>.yaml for every condition
+LRS ?= 1e-3 2e-3 4e-3
+TUNE_TOKENS ?= 1000000
+tune: setup
+	@for lr in $(LRS); do $(MODEVO) train --config configs/train/$(SCALE).yaml --view text-bpe train.lr=$$lr \
+	  train.max_tokens=$(TUNE_TOKENS) train.experiment=modevo-tuning --no-progress || exit 1; done
 
 # one condition: make train VIEW=phone SCALE=cpu [SEED=1 BUDGET=epochs]
 train: setup

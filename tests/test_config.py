@@ -59,6 +59,7 @@ def test_value_check_and_optional():
     assert load(Outer, None, ["limit=null"]).limit is None
     assert load(Outer, None, ["limit=7", "tags=[a,b]"]).tags == ["a", "b"]
     assert load(Outer, None, ["inner.width=3"]).inner.width == 3.0  # int accepted as float
+    assert load(Outer, None, ["inner.width=1e-3"]).inner.width == 0.001  # YAML 1.1 reads this as a string
 
 
 def test_bad_yaml_and_missing_file(tmp_path):
