@@ -85,8 +85,11 @@ def test_every_view_trains_and_lands_in_mlflow(novels, cache, tmp_path):
 def test_finished_run_is_not_retrained(novels, cache, tmp_path):
     from modevo.train.run import train
 
-    stage = load(TrainStageConfig, ROOT / "configs/train/smoke.yaml", overrides(novels, tmp_path, "train.view=phone"))
+    # 16 steps, validation every 5: the last validation happens at the end of training, off the schedule
+    stage = load(TrainStageConfig, ROOT / "configs/train/smoke.yaml",
+                 overrides(novels, tmp_path, "train.view=phone", "train.val_every_tokens=640"))
     first = train(stage, progress=False)
+    assert [h["step"] for h in first["validation"]] == [5, 10, 15, 16]
     again = train(stage, progress=False)
     assert again["mlflow_run_id"] == first["mlflow_run_id"] and again["results"] == first["results"]
 

@@ -56,7 +56,7 @@ class Validation(L.Callback):
         self.loader, self.every, self.patience, self.run_dir = loader, every, patience, run_dir
         self.best, self.bad, self.history = math.inf, 0, []
 
-    def _validate(self, trainer, module):
+    def _validate(self, trainer, module, show: bool = True):
         step = trainer.global_step
         if self.history and self.history[-1]["step"] == step:
             return
@@ -65,7 +65,8 @@ class Validation(L.Callback):
         self.history.append({"step": step, "tokens": tokens, "valid_loss": loss})
         for logger in trainer.loggers:
             logger.log_metrics({"valid_loss": loss}, step=tokens)
-        module.log("valid_loss", loss, prog_bar=True, logger=False)
+        if show:  # the progress bar; Lightning forbids self.log() once training has ended
+            module.log("valid_loss", loss, prog_bar=True, logger=False)
         if loss < self.best - 1e-4:
             self.best, self.bad = loss, 0
         else:
@@ -78,7 +79,7 @@ class Validation(L.Callback):
             self._validate(trainer, module)
 
     def on_train_end(self, trainer, module):
-        self._validate(trainer, module)
+        self._validate(trainer, module, show=False)
 
     def state_dict(self):
         return {"best": self.best, "bad": self.bad, "history": self.history}
