@@ -79,6 +79,10 @@ def test_every_view_trains_and_lands_in_mlflow(novels, cache, tmp_path):
     history = client.get_metric_history(run.info.run_id, "valid_loss")
     assert len(history) >= 2 and all(h.step % 128 == 0 for h in history)  # steps are tokens seen
     assert client.get_metric_history(run.info.run_id, "epochs")
+    # the resolved config is an artifact inside the runs folder, not in ./mlruns of the working directory
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config.yaml"]
+    assert run.info.artifact_uri.removeprefix("file://").startswith(str((tmp_path / "runs" / "artifacts").resolve()))
+    assert not (Path.cwd() / "mlruns").exists()
 
 
 @needs_espeak

@@ -133,8 +133,11 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
             "view_hash": view.manifest["content_hash"], "code_version": code_version(), "precision": precision,
             "tokenizer": spec.tokenizer or "", "rendering": spec.rendering or "", "run_dir": str(run_dir)}
     Path(r.runs_dir).mkdir(parents=True, exist_ok=True)
+    # with the default sqlite store, artifacts would otherwise land in ./mlruns of whatever the cwd is
+    artifacts = None if r.tracking_uri else str((Path(r.runs_dir) / "artifacts").resolve())
     logger = MLFlowLogger(experiment_name=r.experiment, run_name=f"{spec.name} {r.budget} s{r.seed}",
-                          tracking_uri=tracking_uri(stage), tags=tags, run_id=info.get("mlflow_run_id"))
+                          tracking_uri=tracking_uri(stage), tags=tags, run_id=info.get("mlflow_run_id"),
+                          artifact_location=artifacts)
     if not info.get("mlflow_run_id"):
         logger.log_hyperparams(_flat(to_dict(stage)))
         logger.experiment.log_artifact(logger.run_id, str(run_dir / "config.yaml"))
