@@ -181,3 +181,29 @@ def weights_digest(folder: Path) -> str:
                    if f == "config.json" or f == "preprocessor_config.json"
                    or f.endswith((".safetensors", ".bin", ".index.json")))
     return stable_hash({n: file_digest(folder / n) for n in names}, 64)
+
+
+class FrameKMeans(SpeechTokenizer):
+    """A tokenizer that assigns one feature vector per 50 Hz frame to its nearest k-means centroid:
+    mel-kmeans, phonetic-kmeans and hubert-kmeans differ only in `features`."""
+
+    frame_rate_hz = 50.0
+    centroids = None  # (K, D) torch.Tensor once trained or loaded
+
+    @abc.abstractmethod
+    def features(self, audio: np.ndarray):
+        """(n,) int16 at 16 kHz → (n_frames(n), D) float32 tensor."""
+
+    def n_frames(self, n_samples: int) -> int:
+        from modevo.units.features import n_frames
+
+        return n_frames(n_samples)
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        from modevo.units import kmeans
+
+        if self.centroids is None:
+            raise RuntimeError(f"{self.name} is not trained: call fit() or load()")
+        if self.n_frames(len(audio)) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return kmeans.assign(self.features(audio), self.centroids).numpy()

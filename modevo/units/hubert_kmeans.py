@@ -18,7 +18,7 @@ import torch
 
 from modevo.errors import InputError
 from modevo.units import kmeans
-from modevo.units.base import SpeechTokenizer, check_weights, weights_digest
+from modevo.units.base import FrameKMeans, check_weights, weights_digest
 from modevo.units.features import HOP, WIN, n_frames, to_float
 from modevo.units.mel_kmeans import collect_frames, kmeans_stats
 
@@ -44,9 +44,8 @@ def load_hubert(folder: Path):
     return model, normalize
 
 
-class HubertKMeans(SpeechTokenizer):
+class HubertKMeans(FrameKMeans):
     name = "hubert-kmeans"
-    frame_rate_hz = 50.0
     model_type = "hubert"
 
     def __init__(self, weights: str | None = None, layer: int = DEFAULT_LAYER, k: int = 500, iterations: int = 40,
@@ -96,16 +95,6 @@ class HubertKMeans(SpeechTokenizer):
         self.centroids = km.centroids
         self.stats = {"train_frames": len(x), **kmeans_stats(km)}
         return self
-
-    def n_frames(self, n_samples: int) -> int:
-        return n_frames(n_samples)
-
-    def encode(self, audio: np.ndarray) -> np.ndarray:
-        if self.centroids is None:
-            raise RuntimeError("hubert-kmeans is not trained: call fit() or load()")
-        if n_frames(len(audio)) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return kmeans.assign(self.features(audio), self.centroids).numpy()
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"centroids": self.centroids.numpy()}

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from modevo.units import kmeans
-from modevo.units.base import SpeechTokenizer
-from modevo.units.features import N_MELS, log_mel, n_frames, norm_stats
+from modevo.units.base import FrameKMeans
+from modevo.units.features import N_MELS, log_mel, norm_stats
 
 DEFAULT_K = 500
 
@@ -42,9 +42,8 @@ def kmeans_stats(km: kmeans.KMeansResult) -> dict:
             "kmeans_mean_sq_distance": km.mean_sq_distance}
 
 
-class MelKMeans(SpeechTokenizer):
+class MelKMeans(FrameKMeans):
     name = "mel-kmeans"
-    frame_rate_hz = 50.0
 
     def __init__(self, k: int = DEFAULT_K, iterations: int = 40, seed: int = 0, normalize: bool = True,
                  max_train_frames: int = 1_000_000):
@@ -77,14 +76,6 @@ class MelKMeans(SpeechTokenizer):
         self.centroids = km.centroids
         self.stats = {"train_frames": len(x), **kmeans_stats(km)}
         return self
-
-    def n_frames(self, n_samples: int) -> int:
-        return n_frames(n_samples)
-
-    def encode(self, audio: np.ndarray) -> np.ndarray:
-        if self.centroids is None:
-            raise RuntimeError("mel-kmeans is not trained: call fit() or load()")
-        return kmeans.assign(self.features(audio), self.centroids).numpy()
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"centroids": self.centroids.numpy(), "mel_mean": self.mean.numpy(), "mel_std": self.std.numpy()}

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from modevo.units import kmeans
-from modevo.units.base import SpeechTokenizer
-from modevo.units.features import N_MELS, SILENCE, log_mel, n_frames, norm_stats
+from modevo.units.base import FrameKMeans
+from modevo.units.features import N_MELS, SILENCE, log_mel, norm_stats
 from modevo.units.mel_kmeans import DEFAULT_K, collect_frames, kmeans_stats
 
 log = logging.getLogger("modevo.units")
@@ -40,9 +40,8 @@ class FrameClassifier(nn.Module):
         return h, self.head(h)  # (B, C, T), (B, P, T)
 
 
-class PhoneticKMeans(SpeechTokenizer):
+class PhoneticKMeans(FrameKMeans):
     name = "phonetic-kmeans"
-    frame_rate_hz = 50.0
 
     def __init__(self, k: int = DEFAULT_K, iterations: int = 40, seed: int = 0, max_train_frames: int = 1_000_000,
                  channels: int = 256, layers: int = 3, kernel: int = 5, epochs: int = 3, lr: float = 2e-3,
@@ -69,6 +68,9 @@ class PhoneticKMeans(SpeechTokenizer):
     # -- features -----------------------------------------------------------------------------------
     def _mel(self, audio: np.ndarray) -> torch.Tensor:
         return (log_mel(audio) - self.mean) / self.std  # (T, 80)
+
+    def features(self, audio: np.ndarray) -> torch.Tensor:
+        return self.hidden(self._mel(audio))
 
     @torch.no_grad()
     def hidden(self, mel: torch.Tensor) -> torch.Tensor:
@@ -134,15 +136,6 @@ class PhoneticKMeans(SpeechTokenizer):
         return correct / max(seen, 1)
 
     # -- use ----------------------------------------------------------------------------------------
-    def n_frames(self, n_samples: int) -> int:
-        return n_frames(n_samples)
-
-    def encode(self, audio: np.ndarray) -> np.ndarray:
-        if self.centroids is None:
-            raise RuntimeError("phonetic-kmeans is not trained: call fit() or load()")
-        if n_frames(len(audio)) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return kmeans.assign(self.hidden(self._mel(audio)), self.centroids).numpy()
 
     def predict_phones(self, audio: np.ndarray) -> np.ndarray:
         """(T,) the classifier's phone per frame (a diagnostic: how well the alignment was learnt)."""
