@@ -141,9 +141,20 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def _add_config_args(p: argparse.ArgumentParser, num_proc: str | None = None, progress: bool = False) -> None:
     p.add_argument("--config", "-c", default=None, help=CONFIG_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, highest precedence")
+    if num_proc:
+        p.add_argument("--num-proc", type=int, default=None, help=num_proc)
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _commands(stages, name: str, help: str):
+    stage = stages.add_parser(name, help=help)
+    commands = stage.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    return commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,13 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     stages = parser.add_subparsers(dest="stage", metavar="STAGE")
     stages.required = True
 
-    corpus = stages.add_parser("corpus", help="build the aligned corpus (text, phones, speech renderings)")
-    corpus_cmds = corpus.add_subparsers(dest="command", metavar="COMMAND")
-    corpus_cmds.required = True
+    corpus_cmds = _commands(stages, "corpus", "build the aligned corpus (text, phones, speech renderings)")
     b = corpus_cmds.add_parser("build", help="sentences → normalised text → phones → Arrow shards (cached, resumable)")
-    _add_config_args(b)
-    b.add_argument("--num-proc", type=int, default=None, help="worker processes (does not change the output)")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_args(b, num_proc="worker processes (does not change the output)", progress=True)
     b.add_argument("--text-only", action="store_true", help="text and phones only, no speech renderings")
     b.add_argument("--renderings", default=None, metavar="A,B",
                    help="renderings to build (default: every rendering with enabled: true)")
@@ -175,24 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     e = corpus_cmds.add_parser("evict-audio", help="delete cached rendering audio (re-rendered on demand)")
     _add_config_args(e)
     e.set_defaults(func=cmd_corpus_evict_audio)
-    units = stages.add_parser("units", help="speech tokenizers trained on the train split, and unit quality")
-    units_cmds = units.add_subparsers(dest="command", metavar="COMMAND")
-    units_cmds.required = True
+    units_cmds = _commands(stages, "units", "speech tokenizers trained on the train split, and unit quality")
     ub = units_cmds.add_parser("build", help="train (or reuse) the tokenizer, encode the renderings, score units")
-    _add_config_args(ub)
+    _add_config_args(ub, num_proc="worker processes for the corpus stage", progress=True)
     ub.add_argument("--tokenizer", default=None, help="mel-kmeans | phonetic-kmeans | hubert-kmeans | encodec")
-    ub.add_argument("--num-proc", type=int, default=None, help="worker processes for the corpus stage")
-    ub.add_argument("--no-progress", action="store_true", help="no progress bars")
     ub.set_defaults(func=cmd_units_build)
 
-    views = stages.add_parser("views", help="the conditions as token sequences (the modality registry)")
-    views_cmds = views.add_subparsers(dest="command", metavar="COMMAND")
-    views_cmds.required = True
+    views_cmds = _commands(stages, "views", "the conditions as token sequences (the modality registry)")
     vb = views_cmds.add_parser("build", help="build every view (corpus, renderings, units and BPE as needed)")
-    _add_config_args(vb)
+    _add_config_args(vb, num_proc="worker processes for the corpus stage", progress=True)
     vb.add_argument("--views", default=None, metavar="A,B", help="views to build (default: views.views)")
-    vb.add_argument("--num-proc", type=int, default=None, help="worker processes for the corpus stage")
-    vb.add_argument("--no-progress", action="store_true", help="no progress bars")
     vb.set_defaults(func=cmd_views_build)
     vs = views_cmds.add_parser("stats", help="vocabulary, tokens, tokens per word and per second, length ratio, unit quality")
     _add_config_args(vs)
@@ -200,9 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     vs.set_defaults(func=cmd_views_stats)
 
     tr = stages.add_parser("train", help="train one view × model × budget × seed (resumes; tracked in MLflow)")
-    _add_config_args(tr)
+    _add_config_args(tr, progress=True)
     tr.add_argument("--view", default=None, help="shorthand for train.view=VIEW")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
 
     return parser

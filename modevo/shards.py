@@ -12,6 +12,21 @@ from pathlib import Path
 EMPTY = "empty.json"
 
 
+class ShardedDir:
+    """The layout every cached stage output shares: <root>/shards/<NNNNN>/ and <root>/manifest.json
+    (written last). Mixed into the stages' frozen path dataclasses, which define `root`."""
+
+    root: Path
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+
 def save_shard(folder: str | Path, table: dict[str, list], features) -> None:
     import datasets
 

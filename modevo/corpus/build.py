@@ -23,7 +23,7 @@ from modevo.corpus.normalize import normalize, split_sentences
 from modevo.corpus.phones import ROUTE_G2P, cmu_dict, word_phones
 from modevo.corpus.sources import DocRef, list_dataset_documents, list_file_documents, paragraphs, read_document
 from modevo.errors import InputError
-from modevo.shards import load_shards, save_shard
+from modevo.shards import ShardedDir, load_shards, save_shard
 
 log = logging.getLogger("modevo.corpus")
 
@@ -33,16 +33,8 @@ SPLITS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
-class CorpusPaths:
+class CorpusPaths(ShardedDir):
     root: Path
-
-    @property
-    def shards(self) -> Path:
-        return self.root / "shards"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
 
 
 def output_config(cfg: CorpusConfig) -> dict:

@@ -27,7 +27,7 @@ from modevo.corpus.build import CorpusPaths, load_manifest
 from modevo.corpus.config import CorpusConfig
 from modevo.corpus.render_config import RenderingConfig, draw
 from modevo.errors import InputError, MissingToolError
-from modevo.shards import load_shard, load_shards, save_shard
+from modevo.shards import ShardedDir, load_shard, load_shards, save_shard
 
 log = logging.getLogger("modevo.corpus")
 
@@ -38,21 +38,13 @@ FALLBACK_VOICES = {"us1": "espeak-en-us+f3", "us2": "espeak-en-us+m3", "us3": "e
 
 
 @dataclass(frozen=True)
-class RenderingPaths:
+class RenderingPaths(ShardedDir):
     name: str
     root: Path
 
     @property
-    def shards(self) -> Path:
-        return self.root / "shards"
-
-    @property
     def audio(self) -> Path:
         return self.root / "audio"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
 
 
 def resolve_voices(rcfg: RenderingConfig, allow_fallback: bool) -> tuple[list[str], bool]:

@@ -28,7 +28,7 @@ from modevo.corpus.build import CorpusPaths, load_manifest
 from modevo.corpus.config import CorpusConfig
 from modevo.corpus.render import RenderingPaths, iter_shard_audio
 from modevo.errors import InputError
-from modevo.shards import load_shard, load_shards, save_shard
+from modevo.shards import ShardedDir, load_shard, load_shards, save_shard
 from modevo.units import quality
 from modevo.units.base import LOCATION_PARAMS, MANIFEST, SpeechTokenizer, Utterance, check_weights, read_manifest, weights_digest
 from modevo.units.config import UnitsConfig
@@ -43,17 +43,9 @@ HELDOUT = ("valid", "test")
 
 
 @dataclass(frozen=True)
-class UnitsPaths:
+class UnitsPaths(ShardedDir):
     rendering: str
     root: Path
-
-    @property
-    def shards(self) -> Path:
-        return self.root / "shards"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
 
     @property
     def quality(self) -> Path:
