@@ -1,0 +1,57 @@
+"""A task is a named set of minimal pairs: (correct, incorrect), optional context, breakdown labels.
+
+Items are written text (sentences or words); each view renders them through the corpus stage's
+normalisation and phones, so the model sees exactly what training looked like. `phones` lets an item give
+its pronunciation directly (pseudowords without a trusted spelling route).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+from modevo.cache import stable_hash
+from modevo.errors import InputError
+
+
+@dataclass(frozen=True)
+class Pair:
+    id: str
+    correct: str
+    incorrect: str
+    context: tuple[str, ...] = ()  # sentences before the continuation (tSC); empty for sBLIMP and sWUGGY
+    labels: tuple[tuple[str, str], ...] = ()  # breakdowns, e.g. (("field", "syntax"), ("paradigm", "..."))
+    group: str = ""  # the bootstrap's cluster (a document for tSC); "" = the pair is its own cluster
+    # pronunciations given by the source ([[phones of word 1], ...]); None: from the corpus stage's g2p
+    correct_phones: tuple[tuple[str, ...], ...] | None = None
+    incorrect_phones: tuple[tuple[str, ...], ...] | None = None
+
+    def label(self, key: str, default: str = "") -> str:
+        return dict(self.labels).get(key, default)
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    """Pairs of one task with their provenance; `content_hash` is what every number carries."""
+
+    name: str  # sblimp | swuggy | tsc-topic | ...
+    pairs: tuple[Pair, ...]
+    source: dict = field(default_factory=dict)  # where the items came from (path, subset, seed, counts)
+    breakdowns: tuple[str, ...] = ()  # label keys reported separately, in order
+
+    def __post_init__(self):
+        if not self.pairs:
+            raise InputError(f"task {self.name} has no items")
+        seen: set[str] = set()
+        for p in self.pairs:
+            if p.id in seen:
+                raise InputError(f"task {self.name}: duplicate item id '{p.id}'")
+            seen.add(p.id)
+
+    @cached_property  # the pairs are immutable: hash once
+    def content_hash(self) -> str:
+        """Hash of the items only (ids, texts, context, labels, phones), not of where they were read from."""
+        return stable_hash({"task": self.name, "pairs": [asdict(p) for p in self.pairs]}, 16)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
