@@ -1,0 +1,1 @@
+"""Score: pair accuracy of a model honouring the contract, every layer in one pass, baselines and CIs."""
