@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from modevo import __version__
-from modevo.errors import ModevoError
+from modevo.errors import InputError, ModevoError
 
 log = logging.getLogger("modevo")
 
@@ -141,6 +141,30 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from modevo.config import load
+    from modevo.score.config import EvalConfig
+    from modevo.score.evaluate import evaluate_run
+    from modevo.score.runs import find_runs, resolve_run
+
+    overrides = list(args.overrides)
+    if args.tasks:
+        overrides.append(f"tasks.names=[{args.tasks}]")
+    if args.checkpoints:
+        overrides.append(f"score.checkpoints={args.checkpoints}")
+    cfg = load(EvalConfig, args.config, overrides)
+    if not args.run and not args.all:
+        raise InputError("name what to score: --run <run folder | checkpoint | MLflow run id> or --all [--scale S]")
+    folders = [resolve_run(r, args.runs_dir, args.tracking_uri) for r in args.run or []]
+    if args.all:
+        folders += find_runs(args.runs_dir, args.tracking_uri, scale=args.scale)
+        if not folders:
+            raise InputError(f"no finished runs{' of scale ' + args.scale if args.scale else ''} in {args.runs_dir}")
+    for folder in dict.fromkeys(folders):
+        evaluate_run(folder, cfg, progress=not args.no_progress, log_mlflow=not args.no_mlflow)
+    return 0
+
+
 def _add_config_args(p: argparse.ArgumentParser, num_proc: str | None = None, progress: bool = False) -> None:
     p.add_argument("--config", "-c", default=None, help=CONFIG_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, highest precedence")
@@ -202,6 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(tr, progress=True)
     tr.add_argument("--view", default=None, help="shorthand for train.view=VIEW")
     tr.set_defaults(func=cmd_train)
+
+    ev = stages.add_parser("eval", help="score runs on the tasks: pair accuracy per layer, baselines, CIs (MLflow)")
+    _add_config_args(ev, progress=True)
+    ev.add_argument("--run", action="append", metavar="REF",
+                    help="a run folder, a checkpoint (.pt) or an MLflow run id; repeatable")
+    ev.add_argument("--all", action="store_true", help="every finished run in the MLflow store (see --scale)")
+    ev.add_argument("--scale", default=None, help="with --all: only runs tagged with this scale")
+    ev.add_argument("--tasks", default=None, metavar="A,B", help="shorthand for tasks.names=[A,B]")
+    ev.add_argument("--checkpoints", choices=["final", "all"], default=None,
+                    help="score the final checkpoint (default) or every milestone")
+    ev.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
+    ev.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    ev.add_argument("--no-mlflow", action="store_true", help="write results to <run>/eval only")
+    ev.set_defaults(func=cmd_eval)
 
     return parser
 

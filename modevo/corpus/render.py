@@ -80,21 +80,26 @@ def utterance_params(name: str, rcfg: RenderingConfig, voices: list[str], utt_id
 def _render_rows(rows, name, rcfg, voices, seed):
     """Yield (record, audio) per row of one corpus shard."""
     for r in rows:
-        params = utterance_params(name, rcfg, voices, r["id"], seed)
-        out = synth.render(r["phones"], r["stress"], params)
-        n_per_word = [len(p) for p in r["phones"]]
-        # times are stored as float32: frames come from the stored values so readers recompute them exactly
-        starts = _phone_starts(out, n_per_word).astype(np.float32).astype(np.float64)
-        durations = out.durations_ms.astype(np.float32).astype(np.float64)
-        frames = synth.frame_index(starts + durations) - synth.frame_index(starts)
-        record = {"id": r["id"], "voice": params.voice, "rate_wpm": params.rate_wpm, "pitch": params.pitch,
-                  "pitch_range": float(params.pitch_range), "backend": out.backend,
-                  "durations_ms": out.durations_ms.astype(np.float32).tolist(),
-                  "start_ms": starts.astype(np.float32).tolist(), "frames": frames.tolist(),
-                  "word_pause_ms": out.word_pause_ms.astype(np.float32).tolist(),
-                  "leading_ms": float(out.leading_ms), "trailing_ms": float(out.trailing_ms),
-                  "n_samples": int(len(out.audio)), "mismatches": int(out.mismatches)}
-        yield record, out.audio
+        yield render_utterance(r, utterance_params(name, rcfg, voices, r["id"], seed))
+
+
+def render_utterance(row: dict, params: synth.RenderParams) -> tuple[dict, np.ndarray]:
+    """One corpus-like row (id, phones, stress) → its rendering record and int16 audio. The ONE way an
+    utterance becomes speech: the corpus renderings and the task items both come through here."""
+    out = synth.render(row["phones"], row["stress"], params)
+    n_per_word = [len(p) for p in row["phones"]]
+    # times are stored as float32: frames come from the stored values so readers recompute them exactly
+    starts = _phone_starts(out, n_per_word).astype(np.float32).astype(np.float64)
+    durations = out.durations_ms.astype(np.float32).astype(np.float64)
+    frames = synth.frame_index(starts + durations) - synth.frame_index(starts)
+    record = {"id": row["id"], "voice": params.voice, "rate_wpm": params.rate_wpm, "pitch": params.pitch,
+              "pitch_range": float(params.pitch_range), "backend": out.backend,
+              "durations_ms": out.durations_ms.astype(np.float32).tolist(),
+              "start_ms": starts.astype(np.float32).tolist(), "frames": frames.tolist(),
+              "word_pause_ms": out.word_pause_ms.astype(np.float32).tolist(),
+              "leading_ms": float(out.leading_ms), "trailing_ms": float(out.trailing_ms),
+              "n_samples": int(len(out.audio)), "mismatches": int(out.mismatches)}
+    return record, out.audio
 
 
 def _phone_starts(out: "synth.Rendering", n_per_word: list[int]) -> np.ndarray:

@@ -68,7 +68,7 @@ def _corpus_rows(corpus: CorpusPaths) -> list[dict]:
     return [dict(zip(ds.column_names, vals)) for vals in zip(*(ds[c] for c in ds.column_names))]
 
 
-class _Context:
+class ViewContext:
     """What several views share while one `views build` runs: corpus rows, BPE models, renderings, units."""
 
     def __init__(self, stage: ViewsStageConfig, progress: bool):
@@ -117,18 +117,18 @@ class _Context:
         return self._cache[key]
 
 
-def _text_bpe_tokens_per_word(ctx: _Context) -> float:
+def _text_bpe_tokens_per_word(ctx: ViewContext) -> float:
     spec = parse_view("text-bpe")
     enc = Encoder(spec, ctx.stage.views, bpe_folder=ctx.bpe_folder(spec, ctx.stage.views.text_bpe_vocab))
     return _tokens_per_word(enc, ctx)
 
 
-def _tokens_per_word(enc: Encoder, ctx: _Context) -> float:
+def _tokens_per_word(enc: Encoder, ctx: ViewContext) -> float:
     sample = [r for r in ctx.rows if r["split"] == "valid"][:2000] or ctx.rows[:2000]
     return sum(len(enc.encode(r)) for r in sample) / max(1, sum(len(r["words"]) for r in sample))
 
 
-def _phone_bpe_vocab(ctx: _Context) -> tuple[int, dict]:
+def _phone_bpe_vocab(ctx: ViewContext) -> tuple[int, dict]:
     """phone-bpe's vocabulary: the candidate whose tokens per word is closest to text-bpe's."""
     target = _text_bpe_tokens_per_word(ctx)
     spec = parse_view("phone-bpe")
@@ -140,7 +140,7 @@ def _phone_bpe_vocab(ctx: _Context) -> tuple[int, dict]:
     return best, {"text_bpe_tokens_per_word": target, "phone_bpe_tokens_per_word": measured}
 
 
-def _encoder_and_inputs(spec: ViewSpec, ctx: _Context) -> tuple[Encoder, dict, dict]:
+def encoder_and_inputs(spec: ViewSpec, ctx: ViewContext) -> tuple[Encoder, dict, dict]:
     """The encoder of a view, what its cache key depends on, and extra info for its manifest."""
     cfg = ctx.stage.views
     inputs: dict = {"corpus": ctx.manifest["content_hash"]}
@@ -178,8 +178,8 @@ def view_settings(cfg: ViewsConfig) -> dict:
     return {"word_boundaries": cfg.word_boundaries, "stress": cfg.stress, "dedup_units": cfg.dedup_units}
 
 
-def build_view(spec: ViewSpec, ctx: _Context) -> Path:
-    enc, inputs, info = _encoder_and_inputs(spec, ctx)
+def build_view(spec: ViewSpec, ctx: ViewContext) -> Path:
+    enc, inputs, info = encoder_and_inputs(spec, ctx)
     key = stable_hash({"stage": STAGE_VERSION, "view": spec.name, "settings": view_settings(ctx.stage.views),
                        "inputs": inputs})
     root = ctx.corpus.root / "views" / f"{spec.name.replace('/', '_')}-{key}"
@@ -230,7 +230,7 @@ def build_views(stage: ViewsStageConfig, names: list[str] | None = None, progres
     from tqdm.auto import tqdm
 
     specs = [parse_view(n, stage.views.tokenizer) for n in (names or stage.views.views)]
-    ctx = _Context(stage, progress)
+    ctx = ViewContext(stage, progress)
     out = {}
     for spec in tqdm(specs, desc="views", unit="view", disable=not progress):
         out[spec.name] = build_view(spec, ctx)

@@ -1,0 +1,41 @@
+"""`modevo eval`'s config: which tasks, and the scoring protocol recorded with every number.
+
+Precedence as everywhere: dataclass defaults < --config YAML < key=value overrides (e.g. score.headline=mean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from modevo.config import require
+from modevo.tasks.config import TasksConfig
+
+
+@dataclass
+class ScoringConfig:
+    headline: Literal["sum", "mean"] = "sum"  # log-probability summed or averaged over tokens (both are kept)
+    tie_tolerance: float = 1e-4  # |logp(correct) - logp(incorrect)| within this (nats) is a tie: 0.5
+    context: Literal["continuation", "whole"] = "continuation"  # score only the continuation, or context too
+    score_end: bool = False  # also score the separator after the continuation (end of utterance)
+    batch_size: int = 32  # sequences per forward pass; scores are identical for any value
+    n_boot: int = 10_000
+    level: float = 0.95
+    tost_margin: float = 0.02  # equivalence margin, accuracy units (±2 points)
+    seed: int = 0  # of the bootstrap
+    ngram_order: int = 3
+    test_renderings: list[str] | None = None  # speech items' renderings; None: the view's own + the grid
+    checkpoints: Literal["final", "all"] = "final"  # all: every milestone (the training curve)
+
+    def __post_init__(self):
+        require(self.tie_tolerance >= 0, "tie_tolerance must be >= 0")
+        require(self.batch_size > 0 and self.n_boot > 0, "batch_size and n_boot must be positive")
+        require(0 < self.level < 1, "level must be in (0, 1)")
+        require(0 < self.tost_margin < 0.5, "tost_margin must be in (0, 0.5)")
+        require(self.ngram_order >= 1, "ngram_order must be >= 1")
+
+
+@dataclass
+class EvalConfig:
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    score: ScoringConfig = field(default_factory=ScoringConfig)

@@ -1,0 +1,278 @@
+"""`modevo eval`: score a trained run's checkpoints on the tasks, every layer, beside the baselines.
+
+For one run: the run's own resolved config rebuilds its view (cached), the task items are rendered into that
+view (and, for speech views, each test rendering of the grid), the n-gram baseline is fitted on the view's
+training tokens, then each checkpoint is scored. Results go to <run>/eval/<checkpoint>/ (summary.json,
+items.parquet, one PNG per task) and to the run's MLflow entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from modevo.cache import atomic_write_json, stable_hash
+from modevo.config import load, to_dict
+from modevo.errors import InputError
+from modevo.score import stats
+from modevo.score.config import EvalConfig, ScoringConfig
+from modevo.score.logprob import LENS_ROWS, PAD_MULTIPLE
+from modevo.score.pairs import PairScores, score_model, score_ngram, shorter_wins
+from modevo.tasks.registry import load_tasks
+from modevo.tasks.render import ItemRenderer, RenderedTask
+
+log = logging.getLogger("modevo.score")
+
+PROTOCOL_VERSION = "pairs-1"
+
+
+def protocol(cfg: ScoringConfig) -> dict:
+    """How every number was obtained; recorded beside it (and hashed into `protocol_hash`)."""
+    p = {"version": PROTOCOL_VERSION, "headline": cfg.headline, "tie_tolerance_nats": cfg.tie_tolerance,
+         "context": cfg.context, "score_end": cfg.score_end,
+         "sequence": "[SEP] + context utterances each followed by SEP + continuation; first token unscored",
+         "layers": "hidden state l (0 = embeddings) → final_norm → LM head (logit lens); last = model output",
+         "precision": "fp32 model, fp32 per-token log-probabilities, fp64 sums",
+         "batching": f"by length, padded to a multiple of {PAD_MULTIPLE}; lens rows padded to {LENS_ROWS}",
+         "ci": f"percentile bootstrap, {cfg.n_boot} resamples, level {cfg.level}, seed {cfg.seed}",
+         "equivalence": f"TOST ±{cfg.tost_margin:g}", "ngram_order": cfg.ngram_order, "level": cfg.level}
+    p["hash"] = stable_hash({k: v for k, v in p.items()}, 12)
+    return p
+
+
+def metric_key(task: str, rendering: str | None, own: str | None) -> str:
+    """eval/<task> for the view's own test condition; eval/<task>/test-<rendering> for the rest of the grid."""
+    return f"eval/{task}" if rendering == own else f"eval/{task}/test-{rendering}"
+
+
+def ci(values: np.ndarray, cfg: ScoringConfig, clusters=None) -> dict:
+    if len(values) == 0:
+        return {"mean": None, "lo": None, "hi": None, "n": 0}
+    e = stats.bootstrap_ci(values, clusters=clusters, n_boot=cfg.n_boot, level=cfg.level, seed=cfg.seed)
+    return {"mean": e.mean, "lo": e.lo, "hi": e.hi, "n": e.n, "method": e.method}
+
+
+def summarise(rt: RenderedTask, ps: PairScores, ngram_items: np.ndarray, cfg: ScoringConfig) -> dict:
+    """Accuracies of one task in one test rendering: per layer, per breakdown, in-vocabulary subset,
+    baselines, CIs, minimum detectable differences, and the counts behind each."""
+    task = rt.task
+    pairs = [task.pairs[i] for i in ps.index]
+    clusters = [p.group or p.id for p in pairs]
+    clustered = any(p.group for p in pairs)
+    items = {m: ps.items(m, cfg.tie_tolerance) for m in ("sum", "mean")}  # (m, L+1) each
+    head = items[cfg.headline]
+    final = head[:, -1] if len(head) else np.zeros(0)
+    shorter = shorter_wins(ps.n_correct, ps.n_incorrect)
+    in_vocab = rt.in_vocab[ps.index] if len(ps.index) else np.zeros(0, bool)
+    out = {
+        "task": task.name, "task_hash": task.content_hash, "view": rt.view, "test_rendering": rt.rendering,
+        "items": len(task), "rendered": int(len(ps.index)), "skipped": rt.skip_counts(),
+        "acc": ci(final, cfg, clusters if clustered else None),
+        "acc_sum": float(items["sum"][:, -1].mean()) if len(final) else None,
+        "acc_mean": float(items["mean"][:, -1].mean()) if len(final) else None,
+        "ties": int((final == 0.5).sum()),
+        "layers": [{"layer": layer, **ci(head[:, layer], cfg)} for layer in range(head.shape[1])] if len(head) else [],
+        "in_vocab": ci(final[in_vocab], cfg),
+        "baselines": {"shorter_wins": ci(shorter, cfg), "ngram": ci(ngram_items, cfg)},
+        "mde": {"between_runs": stats.mde(max(1, len(final))), "vs_chance": stats.mde_vs_chance(max(1, len(final)))},
+    }
+    for base in ("shorter_wins", "ngram"):
+        b = shorter if base == "shorter_wins" else ngram_items
+        if len(final):
+            d = stats.paired_bootstrap(b, final, n_boot=cfg.n_boot, level=cfg.level, seed=cfg.seed)
+            out["baselines"][base]["model_minus_baseline"] = {"mean": d.mean, "lo": d.lo, "hi": d.hi,
+                                                              "verdict": stats.verdict(d).replace("b ", "model ")}
+    out["breakdowns"] = {}
+    for key in task.breakdowns:
+        groups: dict[str, list[int]] = {}
+        for j, p in enumerate(pairs):
+            groups.setdefault(p.label(key), []).append(j)
+        out["breakdowns"][key] = {g: {"acc": float(final[idx].mean()), "n": len(idx),
+                                      "shorter_wins": float(shorter[idx].mean()), "ngram": float(ngram_items[idx].mean())}
+                                  for g, idx in sorted(groups.items())}
+    return out
+
+
+def items_table(rt: RenderedTask, ps: PairScores, ngram_items: np.ndarray, cfg: ScoringConfig, checkpoint: str):
+    """Per-item rows (rendered and skipped) as a pyarrow table: what every accuracy above is a mean of."""
+    import pyarrow as pa
+
+    task, task_hash = rt.task, rt.task.content_hash
+    pos = {int(i): j for j, i in enumerate(ps.index)}
+    head = ps.items(cfg.headline, cfg.tie_tolerance)
+    shorter = shorter_wins(ps.n_correct, ps.n_incorrect)
+    cols: dict[str, list] = {k: [] for k in (
+        "task", "task_hash", "view", "test_rendering", "checkpoint", "id", "group", "rendered", "skip_reason",
+        "in_vocab", "n_tokens_correct", "n_tokens_incorrect", "logp_correct", "logp_incorrect",
+        "layer_logp_correct", "layer_logp_incorrect", "score", "layer_scores", "shorter_wins", "ngram")}
+    for key in task.breakdowns:
+        cols[f"label_{key}"] = []
+    for i, p in enumerate(task.pairs):
+        j = pos.get(i)
+        ok = j is not None
+        cols["task"].append(task.name)
+        cols["task_hash"].append(task_hash)
+        cols["view"].append(rt.view)
+        cols["test_rendering"].append(rt.rendering)
+        cols["checkpoint"].append(checkpoint)
+        cols["id"].append(p.id)
+        cols["group"].append(p.group or p.id)
+        cols["rendered"].append(ok)
+        cols["skip_reason"].append(rt.skipped[i])
+        cols["in_vocab"].append(bool(rt.in_vocab[i]))
+        cols["n_tokens_correct"].append(int(ps.n_correct[j]) if ok else None)
+        cols["n_tokens_incorrect"].append(int(ps.n_incorrect[j]) if ok else None)
+        cols["logp_correct"].append(float(ps.sum_correct[j, -1]) if ok else None)
+        cols["logp_incorrect"].append(float(ps.sum_incorrect[j, -1]) if ok else None)
+        cols["layer_logp_correct"].append(ps.sum_correct[j].tolist() if ok else None)
+        cols["layer_logp_incorrect"].append(ps.sum_incorrect[j].tolist() if ok else None)
+        cols["score"].append(float(head[j, -1]) if ok else None)
+        cols["layer_scores"].append(head[j].tolist() if ok else None)
+        cols["shorter_wins"].append(float(shorter[j]) if ok else None)
+        cols["ngram"].append(float(ngram_items[j]) if ok else None)
+        for key in task.breakdowns:
+            cols[f"label_{key}"].append(p.label(key))
+    return pa.table(cols)
+
+
+def plot_layers(summary: dict, path: Path, title: str) -> None:
+    """Accuracy per layer with its CI band, chance and the baselines as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = summary["layers"]
+    x = [r["layer"] for r in layers]
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    ax.fill_between(x, [r["lo"] for r in layers], [r["hi"] for r in layers], alpha=0.25,
+                    label=f"{100 * summary['protocol'].get('level', 0.95):.0f}% CI (bootstrap over items)")
+    ax.plot(x, [r["mean"] for r in layers], marker="o", label="model (logit lens)")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance")
+    for name, style in (("shorter_wins", "--"), ("ngram", "-.")):
+        b = summary["baselines"][name]["mean"]
+        if b is not None:
+            ax.axhline(b, color="black", lw=0.8, ls=style, label=name.replace("_", " "))
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel("pair accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_xticks(x)
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def checkpoints_of(run_dir: Path, which: str) -> list[Path]:
+    found = sorted((run_dir / "checkpoints").glob("tokens-*.pt"))
+    if not found:
+        raise InputError(f"run {run_dir} has no checkpoints (checkpoints/tokens-*.pt): train it first")
+    return found if which == "all" else found[-1:]
+
+
+def _ngram(renderer: ItemRenderer, cfg: ScoringConfig):
+    """The n-gram baseline fitted on the view's training utterances; cached beside the corpus."""
+    from modevo.cache import atomic_dir
+    from modevo.score.ngram import NGramLM
+    from modevo.views.build import build_view, load_view
+
+    view = load_view(build_view(renderer.spec, renderer.ctx))
+    path = renderer.ctx.corpus.root / "baselines" / f"ngram-{view.manifest['content_hash'][:16]}-o{cfg.ngram_order}"
+    if (path / "model.npz").exists():
+        return NGramLM.load(path / "model.npz"), view
+    idx = np.flatnonzero(view.split_mask("train"))
+    pieces = [view.utterance(i) for i in idx]
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
+    tokens = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
+    lm = NGramLM.fit(tokens, offsets, len(view.vocab), order=cfg.ngram_order)
+    with atomic_dir(path) as tmp:
+        lm.save(tmp / "model.npz")
+    return lm, view
+
+
+def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, log_mlflow: bool = True) -> dict:
+    """Score one run's checkpoints on cfg's tasks; returns {checkpoint name: {metric key: summary}}."""
+    from modevo.train.config import TrainStageConfig
+    from modevo.train.run import load_run_weights, quiet_libraries
+
+    quiet_libraries()
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise InputError(f"{run_dir} is not a run folder (no config.yaml)")
+    stage = load(TrainStageConfig, run_dir / "config.yaml")
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    sc = cfg.score
+    ckpts = checkpoints_of(run_dir, sc.checkpoints)
+    renderer = ItemRenderer(stage, stage.train.view, max_len=stage.model.max_seq_len, progress=progress)
+    if sc.test_renderings is not None:
+        unknown = [r for r in sc.test_renderings if r not in stage.corpus.speech.renderings]
+        if unknown:
+            raise InputError(f"unknown test rendering(s) {', '.join(unknown)} (configured: "
+                             f"{', '.join(stage.corpus.speech.renderings)})")
+    own = renderer.test_renderings()[0]
+    renderings = renderer.test_renderings() if sc.test_renderings is None or own is None else \
+        [own] + [r for r in sc.test_renderings if r != own]
+    tasks = load_tasks(cfg.tasks)
+    rendered = [(renderer.render(t, r), metric_key(t.name, r, own)) for t in tasks for r in renderings]
+    lm, _ = _ngram(renderer, sc)
+    ngram_items = {key: score_ngram(lm, rt, sc) for rt, key in rendered}
+    prot = protocol(sc)
+    results = {}
+    for ckpt in ckpts:
+        model, payload = load_run_weights(ckpt)
+        if payload.get("view") not in (None, renderer.spec.name):
+            raise InputError(f"checkpoint {ckpt} is of view {payload.get('view')}, not {renderer.spec.name}")
+        model = model.float()
+        out_dir = run_dir / "eval" / ckpt.stem
+        out_dir.mkdir(parents=True, exist_ok=True)
+        summaries, tables = {}, []
+        for rt, key in rendered:
+            ps = score_model(model, rt, sc, progress=progress)
+            s = summarise(rt, ps, ngram_items[key], sc)
+            s.update(checkpoint=ckpt.name, tokens_seen=int(payload.get("tokens", 0)), protocol=prot,
+                     run_dir=str(run_dir), mlflow_run_id=info.get("mlflow_run_id"), seed=stage.train.seed)
+            summaries[key] = s
+            tables.append(items_table(rt, ps, ngram_items[key], sc, ckpt.name))
+            if s["layers"]:
+                plot_layers(s, out_dir / f"{key.replace('/', '_')}.png",
+                            f"{rt.view} · {key}\n{ckpt.stem} · n={s['rendered']} · task set {rt.task.content_hash}")
+        _write_items(out_dir / "items.parquet", tables)
+        atomic_write_json(out_dir / "summary.json", {"protocol": prot, "eval_config": to_dict(cfg), "results": summaries})
+        results[ckpt.name] = summaries
+        _print(summaries, ckpt.name, renderer.spec.name)
+    if log_mlflow and info.get("mlflow_run_id"):
+        from modevo.score.tracking import log_results
+
+        log_results(info, run_dir, results, prot, ckpts[-1].name)
+    return results
+
+
+def _write_items(path: Path, tables) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(pa.concat_tables(tables, promote_options="default"), tmp)
+    tmp.replace(path)
+
+
+def _fmt(e: dict) -> str:
+    if e.get("mean") is None:
+        return "n/a"
+    return f"{100 * e['mean']:.1f} [{100 * e['lo']:.1f}, {100 * e['hi']:.1f}]"
+
+
+def _print(summaries: dict, ckpt: str, view: str) -> None:
+    for key, s in summaries.items():
+        b = s["baselines"]
+        layers = " ".join(f"{100 * r['mean']:.0f}" for r in s["layers"])
+        print(f"{view} {ckpt} {key}: acc {_fmt(s['acc'])} (n={s['rendered']}/{s['items']}; in-vocab "
+              f"{_fmt(s['in_vocab'])} n={s['in_vocab']['n']}) | shorter-wins {_fmt(b['shorter_wins'])} | "
+              f"{s['protocol']['ngram_order']}-gram {_fmt(b['ngram'])} | layers {layers} | "
+              f"MDE {100 * s['mde']['between_runs']:.1f} pts | task {s['task_hash']}")
+
+

@@ -1,0 +1,89 @@
+"""Minimal-pair scoring of one rendered task: model scores per layer, the baselines, item scores.
+
+An item scores 1 when the correct member gets the higher log-probability, 0 when the incorrect one does,
+0.5 when the two are within the tie tolerance. The sequence layout mirrors training, where utterances are
+packed with the separator between them: [SEP] context-utterance SEP ... SEP continuation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from modevo.score.config import ScoringConfig
+from modevo.score.logprob import score_spans
+from modevo.tasks.render import SEP_ID, RenderedTask
+
+
+def item_scores(correct: np.ndarray, incorrect: np.ndarray, tol: float) -> np.ndarray:
+    """(…) scores of the correct and incorrect members → 1 / 0.5 / 0 per item (ties within tol)."""
+    diff = np.asarray(correct, dtype=np.float64) - np.asarray(incorrect, dtype=np.float64)
+    return np.where(np.abs(diff) <= tol, 0.5, (diff > 0).astype(np.float64))
+
+
+def shorter_wins(n_correct: np.ndarray, n_incorrect: np.ndarray) -> np.ndarray:
+    """The length baseline: the member with fewer tokens in this view wins; equal lengths tie."""
+    return item_scores(-np.asarray(n_correct, float), -np.asarray(n_incorrect, float), 0.0)
+
+
+def sequences(rt: RenderedTask, cfg: ScoringConfig) -> tuple[list[np.ndarray], list[int], np.ndarray]:
+    """The 2·n scored sequences of the rendered pairs (correct then incorrect of each), the number of
+    scored tokens in each, and the indices of the pairs they belong to."""
+    seqs, scored, owner = [], [], []
+    end = [SEP_ID] if cfg.score_end else []
+    for i in np.flatnonzero(rt.rendered):
+        ctx = rt.context[i]
+        for cont in (rt.correct[i], rt.incorrect[i]):
+            seq = np.concatenate([[SEP_ID], ctx, cont, end]).astype(np.int64)
+            seqs.append(seq)
+            scored.append(len(seq) - 1 if cfg.context == "whole" else len(cont) + len(end))
+        owner.append(i)
+    return seqs, scored, np.asarray(owner, dtype=np.int64)
+
+
+@dataclass
+class PairScores:
+    """Everything per item of one task in one view/rendering, for one checkpoint (rendered items only)."""
+
+    index: np.ndarray  # (m,) positions in the task of the rendered pairs
+    sum_correct: np.ndarray  # (m, L+1) fp64
+    sum_incorrect: np.ndarray  # (m, L+1)
+    n_correct: np.ndarray  # (m,) scored tokens
+    n_incorrect: np.ndarray  # (m,)
+
+    def values(self, measure: str) -> tuple[np.ndarray, np.ndarray]:
+        if measure == "sum":
+            return self.sum_correct, self.sum_incorrect
+        return self.sum_correct / self.n_correct[:, None], self.sum_incorrect / self.n_incorrect[:, None]
+
+    def items(self, measure: str, tol: float) -> np.ndarray:
+        """(m, L+1) item scores per layer for the measure ('sum' or 'mean')."""
+        c, i = self.values(measure)
+        return item_scores(c, i, tol)
+
+
+def score_model(model, rt: RenderedTask, cfg: ScoringConfig, progress: bool = False) -> PairScores:
+    seqs, scored, owner = sequences(rt, cfg)
+    spans = score_spans(model, seqs, scored, batch_size=cfg.batch_size, progress=progress,
+                        desc=f"score {rt.task.name}" + (f"@{rt.rendering}" if rt.rendering else ""))
+    sums = spans.sums.reshape(len(owner), 2, -1) if len(owner) else np.zeros((0, 2, 1))
+    counts = spans.counts.reshape(len(owner), 2) if len(owner) else np.zeros((0, 2), np.int64)
+    return PairScores(owner, sums[:, 0], sums[:, 1], counts[:, 0], counts[:, 1])
+
+
+def score_ngram(lm, rt: RenderedTask, cfg: ScoringConfig) -> np.ndarray:
+    """(m,) item scores of an n-gram LM on the rendered pairs, same sequences and measure as the model."""
+    out = []
+    for i in np.flatnonzero(rt.rendered):
+        vals = []
+        for cont in (rt.correct[i], rt.incorrect[i]):
+            if cfg.context == "whole":
+                seq, ctx = np.concatenate([rt.context[i], cont]), None
+            else:
+                seq, ctx = cont, rt.context[i] if len(rt.context[i]) else None
+            lp = lm.logprobs(np.concatenate([seq, [SEP_ID]]) if cfg.score_end else seq, context=ctx)
+            vals.append(lp.sum() if cfg.headline == "sum" else lp.mean())
+        out.append(vals)
+    arr = np.asarray(out, dtype=np.float64).reshape(-1, 2)
+    return item_scores(arr[:, 0], arr[:, 1], cfg.tie_tolerance)

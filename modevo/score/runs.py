@@ -1,0 +1,66 @@
+"""Find runs to score: by run folder, checkpoint file, MLflow run id, or all finished runs of a scale.
+
+Runs are found through their MLflow tags (run_dir, scale, view), never by parsing folder names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modevo.errors import InputError
+
+
+def default_tracking_uri(runs_dir: str | Path) -> str:
+    return f"sqlite:///{Path(runs_dir).resolve() / 'mlflow.db'}"
+
+
+def _client(runs_dir: str | Path, tracking_uri: str | None):
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri or default_tracking_uri(runs_dir)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise InputError(f"no MLflow store at {uri[len('sqlite:///'):]}: train a run first (modevo train) or "
+                         "pass --runs-dir / --tracking-uri")
+    return MlflowClient(tracking_uri=uri)
+
+
+def resolve_run(ref: str, runs_dir: str | Path = "runs", tracking_uri: str | None = None) -> Path:
+    """A run folder, a checkpoint inside one, or an MLflow run id → the run folder."""
+    p = Path(ref)
+    if p.is_file() and p.suffix == ".pt":
+        if (p.parent.parent / "config.yaml").is_file():
+            return p.parent.parent
+        raise InputError(f"checkpoint {p} is not inside a run folder (expected <run>/checkpoints/{p.name})")
+    if p.is_dir():
+        if (p / "config.yaml").is_file():
+            return p
+        raise InputError(f"{p} is not a run folder (no config.yaml)")
+    if p.suffix == ".pt" or "/" in ref:
+        raise InputError(f"no such run folder or checkpoint: {ref}")
+    client = _client(runs_dir, tracking_uri)
+    try:
+        run = client.get_run(ref)
+    except Exception:
+        raise InputError(f"'{ref}' is neither a run folder, a checkpoint nor an MLflow run id in "
+                         f"{tracking_uri or default_tracking_uri(runs_dir)}") from None
+    folder = run.data.tags.get("run_dir")
+    if not folder or not (Path(folder) / "config.yaml").is_file():
+        raise InputError(f"MLflow run {ref} has no run folder on this machine (tag run_dir={folder!r})")
+    return Path(folder)
+
+
+def find_runs(runs_dir: str | Path = "runs", tracking_uri: str | None = None, scale: str | None = None,
+              views: list[str] | None = None, experiment: str = "modevo") -> list[Path]:
+    """Finished training runs (by MLflow tags) whose folder exists here, oldest first."""
+    client = _client(runs_dir, tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise InputError(f"no MLflow experiment '{experiment}' in {tracking_uri or default_tracking_uri(runs_dir)}")
+    filt = ["attributes.status = 'FINISHED'"] + ([f"tags.scale = '{scale}'"] if scale else [])
+    runs = client.search_runs([exp.experiment_id], " and ".join(filt), order_by=["attributes.start_time ASC"],
+                              max_results=10_000)
+    out = []
+    for r in runs:
+        folder = r.data.tags.get("run_dir")
+        if folder and (Path(folder) / "config.yaml").is_file() and (not views or r.data.tags.get("view") in views):
+            out.append(Path(folder))
+    return list(dict.fromkeys(out))

@@ -1,0 +1,58 @@
+"""Eval results → the run's MLflow entry: scalar metrics, layer curves as metric steps, tags, artifacts.
+
+Metric names are the same for every condition so a factor's runs compare side by side:
+    eval/<task>[/test-<rendering>]/acc                   step = tokens seen (one point per scored checkpoint)
+    eval/<task>[/test-<rendering>]/layer_acc             step = layer (final checkpoint)
+    .../acc_lo, acc_hi, acc_sum, acc_mean, acc_in_vocab, n, n_in_vocab, baseline_shorter_wins, baseline_ngram, mde
+Tags: task_hash.<task> (every number carries its task set), scoring_protocol (JSON) and protocol_hash.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from modevo.errors import InputError
+
+
+def _value(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def log_results(info: dict, run_dir: Path, results: dict, protocol: dict, final: str) -> None:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=info["tracking_uri"])
+    run_id = info["mlflow_run_id"]
+    try:
+        client.get_run(run_id)
+    except Exception as e:  # an unreachable store or a deleted run: the files in <run>/eval/ stay
+        raise InputError(f"cannot log to MLflow run {run_id} at {info['tracking_uri']}: {str(e).splitlines()[0]} "
+                         f"(results are kept in {run_dir / 'eval'})") from None
+    now = int(time.time() * 1000)
+    metrics = []
+    for ckpt, summaries in results.items():
+        for key, s in summaries.items():
+            metrics.append(Metric(f"{key}/acc", _value(s["acc"]["mean"]), now, s["tokens_seen"]))
+            if ckpt != final:
+                continue
+            metrics += [Metric(f"{key}/layer_acc", _value(r["mean"]), now, r["layer"]) for r in s["layers"]]
+            scalars = {"acc_lo": s["acc"]["lo"], "acc_hi": s["acc"]["hi"], "acc_sum": s["acc_sum"],
+                       "acc_mean": s["acc_mean"], "acc_in_vocab": s["in_vocab"]["mean"], "n": s["rendered"],
+                       "n_in_vocab": s["in_vocab"]["n"], "baseline_shorter_wins": s["baselines"]["shorter_wins"]["mean"],
+                       "baseline_ngram": s["baselines"]["ngram"]["mean"], "mde": s["mde"]["between_runs"],
+                       "ties": s["ties"]}
+            metrics += [Metric(f"{key}/{k}", _value(v), now, s["tokens_seen"]) for k, v in scalars.items()]
+    for i in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
+        client.log_batch(run_id, metrics=metrics[i:i + 900])
+    hashes = {s["task"]: s["task_hash"] for summaries in results.values() for s in summaries.values()}
+    for task, h in hashes.items():
+        client.set_tag(run_id, f"task_hash.{task}", h)
+    client.set_tag(run_id, "scoring_protocol", json.dumps(protocol, sort_keys=True))
+    client.set_tag(run_id, "protocol_hash", protocol["hash"])
+    client.set_tag(run_id, "eval_checkpoint", final)
+    folder = run_dir / "eval" / Path(final).stem
+    for f in sorted(folder.glob("*.png")) + [folder / "summary.json"]:
+        client.log_artifact(run_id, str(f), artifact_path=f"eval/{folder.name}")

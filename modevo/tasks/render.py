@@ -1,0 +1,212 @@
+"""Task items → one view's token ids, through the SAME corpus, units and views code as the training data.
+
+A written item goes through the corpus stage's `sentence_row` (normalisation, cmudict/g2p phones), then the
+view's own `Encoder`. Frame-level views also need speech: the item is synthesised by the corpus stage's
+`render_utterance` with parameters drawn for the PAIR (both members, and any context, share one voice,
+rate and pitch), and speech views encode that audio with the run's trained unit tokenizer.
+
+An item one view cannot render (nothing speakable, no phones, longer than the model's context) is counted
+under its reason; comparisons across views use the items both can render.
+
+Rendered items are cached beside the corpus: <corpus>/tasks/<task>-<view>-<rendering>-<key>/items.npz.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modevo.cache import atomic_dir, stable_hash
+from modevo.config import to_dict
+from modevo.corpus.build import sentence_row
+from modevo.corpus.render import render_utterance, resolve_voices, utterance_params
+from modevo.errors import InputError
+from modevo.tasks.base import Pair, TaskSet
+from modevo.views.build import ViewContext, ViewsStageConfig, encoder_and_inputs
+from modevo.views.registry import SEP, ViewSpec, parse_view
+
+log = logging.getLogger("modevo.tasks")
+
+STAGE_VERSION = "tasks-render-1"
+SPEECH_TEST_RENDERINGS = ("fixed", "varied", "heldout")  # the grid a speech model is tested on
+SEP_ID = 0
+assert SEP == "<s>"  # id 0 is the separator in every view (views.registry)
+
+
+@dataclass
+class RenderedTask:
+    """One task in one view (and test rendering): ids per pair, or the reason it could not be rendered.
+
+    `correct[i]`, `incorrect[i]`: the continuation's ids; `context[i]`: the ids before it (empty for tasks
+    without context), utterances separated by SEP as in training. `skipped[i]` is "" or a reason."""
+
+    task: TaskSet
+    view: str
+    rendering: str | None
+    correct: list[np.ndarray]
+    incorrect: list[np.ndarray]
+    context: list[np.ndarray]
+    skipped: list[str]
+    in_vocab: np.ndarray  # (n,) bool: every word of the pair (and context) occurs in the training split
+    key: str
+
+    @property
+    def rendered(self) -> np.ndarray:
+        return np.asarray([s == "" for s in self.skipped])
+
+    def skip_counts(self) -> dict[str, int]:
+        return dict(Counter(s for s in self.skipped if s))
+
+
+class ItemRenderer:
+    """Renders task items into one view of one corpus; build it from the run's resolved stage config."""
+
+    def __init__(self, stage: ViewsStageConfig, view: str, max_len: int | None = None, progress: bool = True):
+        self.stage, self.progress, self.max_len = stage, progress, max_len
+        self.spec: ViewSpec = parse_view(view, stage.views.tokenizer)
+        self.ctx = ViewContext(stage, progress)
+        self.encoder, self.inputs, _ = encoder_and_inputs(self.spec, self.ctx)
+        # items are single words or long sentences: the corpus's length filters are for training text
+        self.corpus_cfg = copy.deepcopy(stage.corpus)
+        self.corpus_cfg.text = dataclasses.replace(self.corpus_cfg.text, min_words=1, max_words=10_000,
+                                                   max_chars=100_000)
+        self.train_words = frozenset(w for r in self.ctx.train_rows() for w in r["words"])
+        self._unit_tokenizer = None
+
+    # -- which speech each item gets ------------------------------------------------------------------------
+    def test_renderings(self) -> list[str | None]:
+        """The renderings items are tested in: the view's own first (its headline), then for speech views
+        the rest of the fixed / varied / held-out-voice grid. Text and phone views need none."""
+        own = self.spec.rendering
+        if self.spec.family == "speech":
+            return [own] + [r for r in SPEECH_TEST_RENDERINGS if r != own and r in self.stage.corpus.speech.renderings]
+        if self.spec.family == "phone-repeat" and own != "mean":
+            return [own]
+        return [None]
+
+    def _params(self, rendering: str, item_id: str):
+        speech = self.stage.corpus.speech
+        rcfg = speech.renderings[rendering]
+        voices, _ = resolve_voices(rcfg, speech.allow_fallback)
+        return utterance_params(rendering, rcfg, voices, item_id, speech.seed)
+
+    def unit_tokenizer(self):
+        if self._unit_tokenizer is None:
+            from modevo.units.registry import load_tokenizer
+
+            _, um = self.ctx.units(self.spec.rendering, self.spec.tokenizer)
+            self._unit_tokenizer = load_tokenizer(um["tokenizer_folder"])
+        return self._unit_tokenizer
+
+    # -- one utterance --------------------------------------------------------------------------------------
+    def row(self, text: str, item_id: str, phones=None) -> tuple[dict | None, str]:
+        """A written utterance → a corpus-like row, or (None, reason). Given phones replace g2p's."""
+        row, reason = sentence_row(text, self.corpus_cfg)
+        if row is None:
+            return None, reason or "unrenderable"
+        if phones is not None:
+            if len(phones) != len(row["words"]):
+                return None, "phones_words_mismatch"
+            row["phones"] = [list(p) for p in phones]
+            row["stress"] = [[-1] * len(p) for p in phones]
+        row["id"] = item_id
+        return row, ""
+
+    def encode_row(self, row: dict, rendering: str | None, params_id: str) -> np.ndarray:
+        fam = self.spec.family
+        if fam not in ("phone-repeat", "speech") or (fam == "phone-repeat" and self.spec.rendering == "mean"):
+            return self.encoder.encode(row)
+        record, audio = render_utterance(row, self._params(rendering, params_id))
+        units = self.unit_tokenizer().encode(audio) if fam == "speech" else None
+        return self.encoder.encode(row, rendering=record, units=units)
+
+    # -- a whole task ---------------------------------------------------------------------------------------
+    def cache_key(self, task: TaskSet, rendering: str | None) -> str:
+        speech = self.stage.corpus.speech
+        rinfo = None
+        if rendering is not None:
+            rcfg = speech.renderings[rendering]
+            rinfo = {"name": rendering, "config": to_dict(rcfg) | {"enabled": None, "role": None},
+                     "voices": resolve_voices(rcfg, speech.allow_fallback)[0], "seed": speech.seed}
+        return stable_hash({"stage": STAGE_VERSION, "task": task.content_hash, "view": self.spec.name,
+                            "inputs": self.inputs, "settings": dataclasses.asdict(self.stage.views),
+                            "rendering": rinfo, "max_len": self.max_len}, 16)
+
+    def render(self, task: TaskSet, rendering: str | None = None) -> RenderedTask:
+        from tqdm.auto import tqdm
+
+        if rendering is not None and rendering not in self.stage.corpus.speech.renderings:
+            raise InputError(f"unknown test rendering '{rendering}' (configured: "
+                             f"{', '.join(self.stage.corpus.speech.renderings)})")
+        key = self.cache_key(task, rendering)
+        root = self.ctx.corpus.root / "tasks" / f"{task.name}-{self.spec.name.replace('/', '_')}-{rendering}-{key}"
+        if (root / "items.json").exists():
+            return _load(root, task, self.spec.name, rendering, key)
+        out = {"correct": [], "incorrect": [], "context": [], "skipped": [], "in_vocab": []}
+        desc = f"render {task.name} → {self.spec.name}" + (f" @{rendering}" if rendering else "")
+        for pair in tqdm(task.pairs, desc=desc, unit="pair", disable=not self.progress, leave=False):
+            ids, reason, words = self._pair(pair, rendering)
+            for k, v in zip(("correct", "incorrect", "context"), ids):
+                out[k].append(v)
+            out["skipped"].append(reason)
+            out["in_vocab"].append(bool(words) and words <= self.train_words)
+        skipped = Counter(s for s in out["skipped"] if s)
+        if skipped:
+            log.info("%s in %s: %d of %d pairs cannot be rendered (%s)", task.name, self.spec.name,
+                     sum(skipped.values()), len(task), ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+        with atomic_dir(root) as tmp:
+            arrays = {}
+            for k in ("correct", "incorrect", "context"):
+                arrays[f"{k}_tokens"], arrays[f"{k}_offsets"] = _flatten(out[k])
+            np.savez(tmp / "items.npz", in_vocab=np.asarray(out["in_vocab"]), **arrays)
+            (tmp / "items.json").write_text(json.dumps({
+                "task": task.name, "task_hash": task.content_hash, "view": self.spec.name, "rendering": rendering,
+                "key": key, "skipped": out["skipped"], "skip_counts": dict(skipped)}))
+        return _load(root, task, self.spec.name, rendering, key)
+
+    def _pair(self, pair: Pair, rendering: str | None) -> tuple[list[np.ndarray], str, set]:
+        empty = np.zeros(0, dtype=np.int64)
+        rows = []
+        for n, text in enumerate(pair.context):
+            rows.append(self.row(text, f"{pair.id}/c{n}"))
+        rows.append(self.row(pair.correct, f"{pair.id}/correct", pair.correct_phones))
+        rows.append(self.row(pair.incorrect, f"{pair.id}/incorrect", pair.incorrect_phones))
+        reason = next((r for _, r in rows if r), "")
+        if reason:
+            return [empty, empty, empty], reason, set()
+        # one draw per pair: the context and both members are spoken by the same voice at the same rate
+        ids = [self.encode_row(r, rendering, pair.id) for r, _ in rows]
+        if any(len(x) == 0 for x in ids):
+            return [empty, empty, empty], "empty_in_view", set()
+        context = np.concatenate([np.append(x, SEP_ID) for x in ids[:-2]]) if pair.context else empty
+        longest = 1 + len(context) + max(len(ids[-2]), len(ids[-1]))  # + the leading separator
+        if self.max_len is not None and longest > self.max_len:
+            return [empty, empty, empty], "too_long", set()
+        words = {w for r, _ in rows for w in r["words"]}
+        return [ids[-2], ids[-1], context], "", words
+
+
+def _flatten(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
+    tokens = np.concatenate(seqs).astype(np.int64) if seqs else np.zeros(0, np.int64)
+    return tokens, offsets
+
+
+def _unflatten(tokens: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    return [tokens[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def _load(root: Path, task: TaskSet, view: str, rendering: str | None, key: str) -> RenderedTask:
+    meta = json.loads((root / "items.json").read_text())
+    with np.load(root / "items.npz", allow_pickle=False) as z:
+        parts = {k: _unflatten(z[f"{k}_tokens"], z[f"{k}_offsets"]) for k in ("correct", "incorrect", "context")}
+        in_vocab = z["in_vocab"].astype(bool)
+    return RenderedTask(task=task, view=view, rendering=rendering, skipped=meta["skipped"], in_vocab=in_vocab,
+                        key=key, **parts)
