@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test smoke corpus views stats train tune clean-cache help
+.PHONY: setup test smoke corpus views stats train tune eval clean-cache help
 
 help:
 	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
@@ -23,6 +23,7 @@ help:
 	@echo "make corpus SCALE=smoke|cpu|paper   build one scale's corpus (text, phones, renderings)"
 	@echo "make views SCALE=...                 build every view (units and BPE as needed); make stats SCALE=..."
 	@echo "make train VIEW=phone SCALE=cpu      train one condition (SEED=, BUDGET=tokens|epochs|converged)"
+	@echo "make eval SCALE=...                  score every finished run of the scale (sBLIMP; layerwise, baselines, CIs)"
 
 setup: $(STAMP)
 
@@ -41,6 +42,7 @@ smoke: setup
 	$(MODEVO) corpus build --config configs/corpus/smoke.yaml
 	$(MODEVO) views build --config configs/views/smoke.yaml
 	@for v in $(VIEWS); do $(MODEVO) train --config configs/train/smoke.yaml --view $$v --no-progress || exit 1; done
+	$(MODEVO) eval --all --scale smoke --config configs/eval/smoke.yaml --no-progress
 
 # the recipe is tuned once per scale on text-bpe's validation loss (runs kept in the MLflow experiment
 # modevo-tuning), then frozen in configs/train/<scale>.yaml for every condition
@@ -53,6 +55,10 @@ tune: setup
 # one condition: make train VIEW=phone SCALE=cpu [SEED=1 BUDGET=epochs]
 train: setup
 	$(MODEVO) train --config configs/train/$(SCALE).yaml --view $(VIEW) train.seed=$(SEED) train.budget=$(BUDGET)
+
+# score every finished run of a scale on its tasks (layerwise, baselines, CIs → run folders and MLflow)
+eval: setup
+	$(MODEVO) eval --all --scale $(SCALE) --config configs/eval/$(SCALE).yaml
 
 corpus: setup
 	$(MODEVO) corpus build --config configs/corpus/$(SCALE).yaml

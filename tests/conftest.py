@@ -14,6 +14,16 @@ PROSE = [
 ]
 
 
+def tiny_run_overrides(novels, tmp, *extra):
+    """Config overrides for a run that trains in seconds on the `novels` fixture (tiny BPE, k=8 units)."""
+    return [f"corpus.source.paths=[{novels}]", "corpus.source.max_sentences_per_document=40",
+            "corpus.num_proc=1", "corpus.split.chunk_sentences=5", f"units.tokenizers_dir={tmp / 'tok'}",
+            "views.text_bpe_vocab=60", "views.phone_bpe_candidates=[50,60]", "units.k=8",
+            "units.max_train_frames=20000", "units.iterations=5", f"train.runs_dir={tmp / 'runs'}",
+            "train.max_tokens=2048", "train.batch_size=4", "train.seq_len=32", "train.val_every_tokens=512",
+            "train.val_max_tokens=512", "train.checkpoint_every_steps=4", *extra]
+
+
 def write_novel(path, n_paragraphs=30, seed=0):
     """A small synthetic 'novel': a heading, then paragraphs of ordinary prose."""
     lines = ["CHAPTER I", ""]

@@ -74,11 +74,13 @@ def test_bad_yaml_and_missing_file(tmp_path):
 
 
 def _config_class(group: str):
+    from modevo.score.config import EvalConfig
     from modevo.train.config import TrainStageConfig
     from modevo.train.model_config import ModelConfig
     from modevo.views.build import ViewsStageConfig
 
-    return {"corpus": CorpusConfig, "views": ViewsStageConfig, "train": TrainStageConfig, "model": ModelConfig}[group]
+    return {"corpus": CorpusConfig, "views": ViewsStageConfig, "train": TrainStageConfig, "model": ModelConfig,
+            "eval": EvalConfig}[group]
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -86,6 +88,9 @@ def test_every_config_loads(path):
     cfg = load(_config_class(path.parent.name), path)
     if path.parent.name == "model":
         assert cfg.n_layer > 0
+        return
+    if path.parent.name == "eval":
+        assert cfg.tasks.names and cfg.score.headline in ("sum", "mean")
         return
     corpus = cfg if isinstance(cfg, CorpusConfig) else cfg.corpus
     if path.parent.name != "train" or path.stem != "paper":  # paper training reads the cpu views by default

@@ -18,19 +18,12 @@ from modevo.train.config import TrainStageConfig
 from modevo.train.data import StepBatches, steps_for
 from modevo.train.module import lr_lambda
 
+from conftest import tiny_run_overrides as overrides
+
 ROOT = Path(__file__).resolve().parent.parent
 needs_espeak = pytest.mark.skipif(not synth.backend_available("espeak"), reason="espeak-ng not installed")
 ALL_VIEWS = ["text-bpe", "text-char", "phone-bpe", "phone", "phone-repeat@mean", "phone-repeat@fixed",
              "phone-repeat@varied", "speech-fixed", "speech-varied"]
-
-
-def overrides(novels, tmp, *extra):
-    return [f"corpus.source.paths=[{novels}]", "corpus.source.max_sentences_per_document=40",
-            "corpus.num_proc=1", "corpus.split.chunk_sentences=5", f"units.tokenizers_dir={tmp / 'tok'}",
-            "views.text_bpe_vocab=60", "views.phone_bpe_candidates=[50,60]", "units.k=8",
-            "units.max_train_frames=20000", "units.iterations=5", f"train.runs_dir={tmp / 'runs'}",
-            "train.max_tokens=2048", "train.batch_size=4", "train.seq_len=32", "train.val_every_tokens=512",
-            "train.val_max_tokens=512", "train.checkpoint_every_steps=4", *extra]
 
 
 def test_lr_schedule():

@@ -1,0 +1,156 @@
+"""`modevo eval` end to end on tiny trained runs: summaries, per-item parquet, layer PNGs, MLflow metrics
+and tags, the speech test grid, caching, and one clear line for what a user can get wrong."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_run_overrides, write_novel
+from modevo.cli import main
+from modevo.config import load
+from modevo.corpus import synth
+from modevo.errors import InputError
+from modevo.score.config import EvalConfig
+from modevo.score.evaluate import evaluate_run
+from modevo.tasks.registry import load_task
+from modevo.train.config import TrainStageConfig
+from modevo.train.run import train
+
+ROOT = Path(__file__).resolve().parent.parent
+PARADIGMS = "[anaphor_number_agreement,regular_plural_subject_verb_agreement_1]"
+needs_espeak = pytest.mark.skipif(not synth.backend_available("espeak"), reason="espeak-ng not installed")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    novels = tmp / "novels"
+    novels.mkdir()
+    for i in range(3):
+        write_novel(novels / f"book{i}.txt", seed=i)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MODEVO_CACHE", str(tmp / "cache"))
+    yield tmp, novels
+    mp.undo()
+
+
+def _train(workdir, view):
+    tmp, novels = workdir
+    stage = load(TrainStageConfig, ROOT / "configs/train/smoke.yaml",
+                 tiny_run_overrides(novels, tmp, f"train.view={view}", "train.milestones=2"))
+    return Path(train(stage, progress=False)["run_dir"])
+
+
+def _cfg(*extra):
+    return load(EvalConfig, ROOT / "configs/eval/smoke.yaml",
+                [f"tasks.blimp_paradigms={PARADIGMS}", "tasks.blimp_per_paradigm=10", "score.n_boot=500", *extra])
+
+
+@pytest.fixture(scope="module")
+def char_run(workdir):
+    return _train(workdir, "text-char")
+
+
+def test_eval_writes_summary_items_plots_and_mlflow(char_run):
+    import pyarrow.parquet as pq
+    from mlflow.tracking import MlflowClient
+
+    results = evaluate_run(char_run, _cfg(), progress=False)
+    (ckpt, summaries), = results.items()
+    s = summaries["eval/sblimp"]
+    task = load_task("sblimp", _cfg().tasks)
+    assert s["task_hash"] == task.content_hash and s["items"] == 20 and s["rendered"] == 20
+    n_layer = load(TrainStageConfig, char_run / "config.yaml").model.n_layer
+    assert [r["layer"] for r in s["layers"]] == list(range(n_layer + 1))
+    assert s["layers"][-1]["mean"] == s["acc"]["mean"]  # the last layer is the headline
+    assert s["acc"]["lo"] <= s["acc"]["mean"] <= s["acc"]["hi"]
+    assert set(s["baselines"]) == {"shorter_wins", "ngram"}
+    assert set(s["breakdowns"]["paradigm"]) == set(PARADIGMS.strip("[]").split(","))
+    assert s["protocol"]["headline"] == "sum" and s["mde"]["between_runs"] > 0
+    out = char_run / "eval" / Path(ckpt).stem
+    table = pq.read_table(out / "items.parquet").to_pydict()
+    assert len(table["id"]) == 20 and all(len(x) == n_layer + 1 for x in table["layer_scores"])
+    assert sum(table["score"]) / 20 == pytest.approx(s["acc"]["mean"])
+    assert (out / "eval_sblimp.png").stat().st_size > 1000
+    assert json.loads((out / "summary.json").read_text())["results"]["eval/sblimp"]["acc"] == s["acc"]
+
+    info = json.loads((char_run / "run.json").read_text())
+    client = MlflowClient(info["tracking_uri"])
+    run = client.get_run(info["mlflow_run_id"])
+    assert run.data.tags["task_hash.sblimp"] == task.content_hash
+    assert json.loads(run.data.tags["scoring_protocol"])["hash"] == run.data.tags["protocol_hash"]
+    curve = client.get_metric_history(info["mlflow_run_id"], "eval/sblimp/layer_acc")
+    assert sorted(m.step for m in curve) == list(range(n_layer + 1))
+    assert "eval/sblimp/baseline_ngram" in run.data.metrics
+    arts = [a.path for a in client.list_artifacts(info["mlflow_run_id"], f"eval/{Path(ckpt).stem}")]
+    assert any(a.endswith(".png") for a in arts)
+
+
+def test_rerun_reuses_rendered_items_and_gives_the_same_numbers(char_run, workdir):
+    first = evaluate_run(char_run, _cfg(), progress=False, log_mlflow=False)
+    rendered = sorted((workdir[0] / "cache").rglob("tasks/*/items.json"))
+    again = evaluate_run(char_run, _cfg("score.batch_size=3"), progress=False, log_mlflow=False)
+    assert sorted((workdir[0] / "cache").rglob("tasks/*/items.json")) == rendered
+    strip = lambda r: {k: {m: v for m, v in s.items() if m != "protocol"} for k, s in next(iter(r.values())).items()}
+    assert strip(first) == strip(again)  # batch size changes nothing
+
+
+def test_all_milestones_give_a_training_curve(char_run):
+    results = evaluate_run(char_run, _cfg("score.checkpoints=all"), progress=False)
+    assert len(results) == 2  # train.milestones=2
+    steps = sorted(s["eval/sblimp"]["tokens_seen"] for s in results.values())
+    assert steps[0] < steps[1]
+
+
+@needs_espeak
+def test_speech_run_is_scored_on_the_rendering_grid(workdir):
+    run = _train(workdir, "speech-fixed")
+    summaries = next(iter(evaluate_run(run, _cfg(), progress=False, log_mlflow=False).values()))
+    assert set(summaries) == {"eval/sblimp", "eval/sblimp/test-varied", "eval/sblimp/test-heldout"}
+    assert summaries["eval/sblimp"]["test_rendering"] == "fixed"
+    assert all(s["rendered"] + sum(s["skipped"].values()) == 20 for s in summaries.values())
+
+
+def test_checkpoint_of_another_view_is_refused(char_run, workdir):
+    other = workdir[0] / "other-run"
+    shutil.copytree(char_run, other)
+    payload_src = next(iter(sorted((char_run / "checkpoints").glob("tokens-*.pt"))))
+    import torch
+
+    payload = torch.load(payload_src, weights_only=True)
+    payload["view"] = "phone"
+    for p in (other / "checkpoints").glob("tokens-*.pt"):
+        torch.save(payload, p)
+    with pytest.raises(InputError, match="is of view phone, not text-char"):
+        evaluate_run(other, _cfg(), progress=False, log_mlflow=False)
+
+
+def test_cli_eval_all_and_by_mlflow_id(char_run, workdir, capsys):
+    runs_dir = str(workdir[0] / "runs")
+    extra = [f"tasks.blimp_paradigms={PARADIGMS}", "tasks.blimp_per_paradigm=5", "score.n_boot=200"]
+    assert main(["eval", "--all", "--scale", "smoke", "--runs-dir", runs_dir, "--no-progress", "--no-mlflow",
+                 *extra]) == 0
+    assert "eval/sblimp: acc" in capsys.readouterr().out
+    run_id = json.loads((char_run / "run.json").read_text())["mlflow_run_id"]
+    assert main(["eval", "--run", run_id, "--runs-dir", runs_dir, "--no-progress", "--no-mlflow", *extra]) == 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--run", "runs/nowhere/checkpoints/tokens-1.pt"], "no such run folder or checkpoint"),
+    (["--run", "0123456789abcdef"], "no MLflow store"),
+    ([], "name what to score"),
+    (["--run", "x", "tasks.names=[sblimpp]"], "unknown task 'sblimpp'"),
+    (["--run", "x", "score.headline=median"], "score.headline"),
+    (["--run", "x", "score.tost_margin=2"], "tost_margin"),
+])
+def test_cli_eval_bad_input_is_one_line(argv, message, tmp_path, capsys):
+    assert main(["eval", "--runs-dir", str(tmp_path), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err, err
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(InputError, match="not a run folder"):
+        evaluate_run(tmp_path, EvalConfig(), progress=False)
