@@ -165,6 +165,20 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    import json
+    from pathlib import Path
+
+    from modevo.score.compare import compare, format_comparison
+    from modevo.score.runs import resolve_run
+
+    a = [resolve_run(r, args.runs_dir, args.tracking_uri) for r in args.a]
+    b = [resolve_run(r, args.runs_dir, args.tracking_uri) for r in args.b]
+    c = compare([Path(x) for x in a], [Path(x) for x in b], args.key, margin=args.margin)
+    print(json.dumps(c, indent=2) if args.json else format_comparison(c))
+    return 0
+
+
 def _add_config_args(p: argparse.ArgumentParser, num_proc: str | None = None, progress: bool = False) -> None:
     p.add_argument("--config", "-c", default=None, help=CONFIG_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, highest precedence")
@@ -240,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
     ev.add_argument("--no-mlflow", action="store_true", help="write results to <run>/eval only")
     ev.set_defaults(func=cmd_eval)
+
+    cp = stages.add_parser("compare", help="paired difference of two scored runs (or seed groups) on common items")
+    cp.add_argument("--a", action="append", required=True, metavar="RUN", help="the reference run(s); repeat for seeds")
+    cp.add_argument("--b", action="append", required=True, metavar="RUN", help="the compared run(s)")
+    cp.add_argument("--key", default="eval/sblimp", help="which result, e.g. eval/sblimp/test-heldout")
+    cp.add_argument("--margin", type=float, default=0.02, help="equivalence margin (accuracy units)")
+    cp.add_argument("--runs-dir", default="runs")
+    cp.add_argument("--tracking-uri", default=None)
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(func=cmd_compare)
 
     return parser
 

@@ -154,3 +154,29 @@ def test_cli_eval_bad_input_is_one_line(argv, message, tmp_path, capsys):
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(InputError, match="not a run folder"):
         evaluate_run(tmp_path, EvalConfig(), progress=False)
+
+
+def test_compare_two_runs_on_common_items(char_run, workdir, capsys):
+    from modevo.score.compare import compare
+
+    evaluate_run(char_run, _cfg(), progress=False, log_mlflow=False)
+    same = compare([char_run], [char_run])
+    assert same["n_common"] == 20 and same["diff"]["mean"] == 0.0
+    assert same["verdict"].startswith("equivalent")  # identical runs: a zero-width CI inside ±2 points
+    phone = _train(workdir, "phone")
+    evaluate_run(phone, _cfg(), progress=False, log_mlflow=False)
+    c = compare([char_run], [phone])
+    assert c["views"] == ["text-char", "phone"] and c["verdict"] in (
+        "b higher", "b lower", "cannot tell", "equivalent within ±2 points")
+    assert main(["compare", "--a", str(char_run), "--b", str(phone)]) == 0
+    assert "n=20 items both rendered" in capsys.readouterr().out
+
+
+def test_compare_refuses_different_task_sets(char_run, workdir, capsys):
+    other = workdir[0] / "other-tasks"
+    shutil.copytree(char_run, other, ignore=shutil.ignore_patterns("eval"))
+    evaluate_run(char_run, _cfg(), progress=False, log_mlflow=False)
+    evaluate_run(other, _cfg("tasks.blimp_per_paradigm=5"), progress=False, log_mlflow=False)
+    assert main(["compare", "--a", str(char_run), "--b", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "different task sets" in err and err.count("\n") == 0

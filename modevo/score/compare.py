@@ -1,0 +1,87 @@
+"""Two scored runs on the same task: the paired difference on the items BOTH could render.
+
+Runs of different views may fail to render different items (a long sentence fits a text model's context
+but not a 50 Hz one); the difference is taken over the intersection, with its n printed. Runs scored on
+different task sets (content hashes) or under different scoring protocols are refused in one line.
+Several seeds per side are averaged per item; the CI then resamples seeds and items (hierarchical).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from modevo.errors import InputError
+from modevo.score import stats
+
+
+def latest_eval(run_dir: Path) -> Path:
+    """The scored checkpoint with the most tokens in <run>/eval/."""
+    found = sorted(p for p in (Path(run_dir) / "eval").glob("tokens-*") if (p / "summary.json").is_file())
+    if not found:
+        raise InputError(f"run {run_dir} has not been scored: run `modevo eval --run {run_dir}` first")
+    return found[-1]
+
+
+def load_items(eval_dir: Path, key: str) -> tuple[dict, dict[str, float]]:
+    """(summary of `key`, {item id: headline score}) of one scored checkpoint, rendered items only."""
+    import pyarrow.parquet as pq
+
+    summary = json.loads((eval_dir / "summary.json").read_text())["results"]
+    if key not in summary:
+        raise InputError(f"{eval_dir} has no result '{key}' (it has: {', '.join(sorted(summary))})")
+    s = summary[key]
+    t = pq.read_table(eval_dir / "items.parquet", columns=["task", "test_rendering", "id", "score", "rendered"])
+    t = t.to_pydict()
+    scores = {i: sc for task, r, i, sc, ok in zip(t["task"], t["test_rendering"], t["id"], t["score"], t["rendered"])
+              if ok and task == s["task"] and r == s["test_rendering"]}
+    return s, scores
+
+
+def _side(run_dirs: list[Path], key: str) -> tuple[list[dict], list[dict[str, float]]]:
+    summaries, scores = [], []
+    for d in run_dirs:
+        s, sc = load_items(latest_eval(d), key)
+        summaries.append(s)
+        scores.append(sc)
+    return summaries, scores
+
+
+def compare(runs_a: list[Path], runs_b: list[Path], key: str = "eval/sblimp", margin: float = 0.02,
+            n_boot: int = 10_000, seed: int = 0) -> dict:
+    """b − a on the common rendered items; one run or several seeds per side."""
+    sa, ia = _side(runs_a, key)
+    sb, ib = _side(runs_b, key)
+    hashes = {s["task_hash"] for s in sa + sb}
+    if len(hashes) > 1:
+        raise InputError(f"cannot compare runs scored on different task sets ({', '.join(sorted(hashes))}): "
+                         "rescore them with the same tasks config")
+    protocols = {s["protocol"]["hash"] for s in sa + sb}
+    if len(protocols) > 1:
+        raise InputError(f"cannot compare runs scored under different protocols ({', '.join(sorted(protocols))})")
+    common = sorted(set.intersection(*(set(d) for d in ia + ib)))
+    if not common:
+        raise InputError(f"the runs share no rendered item of {key}")
+    a = np.asarray([[d[i] for i in common] for d in ia])  # (seeds_a, n)
+    b = np.asarray([[d[i] for i in common] for d in ib])  # (seeds_b, n)
+    if len(a) == 1 and len(b) == 1:
+        diff = stats.paired_bootstrap(a[0], b[0], n_boot=n_boot, seed=seed)
+    else:  # seeds differ per side: resample seeds then items of the per-seed differences
+        k = min(len(a), len(b))
+        diff = stats.hierarchical_ci(b[:k] - a[:k], n_boot=n_boot, seed=seed)
+    eq = stats.tost(a.mean(0), b.mean(0), margin=margin, n_boot=n_boot, seed=seed)
+    return {"key": key, "task_hash": hashes.pop(), "n_common": len(common),
+            "n_a": [len(d) for d in ia], "n_b": [len(d) for d in ib],
+            "acc_a": float(a.mean()), "acc_b": float(b.mean()), "diff": diff.as_dict(), "tost": eq,
+            "verdict": stats.verdict(diff, eq), "mde": stats.mde(len(common)),
+            "views": [sa[0]["view"], sb[0]["view"]]}
+
+
+def format_comparison(c: dict) -> str:
+    d = c["diff"]
+    return (f"{c['views'][0]} → {c['views'][1]} on {c['key']} (task {c['task_hash']}, n={c['n_common']} items both "
+            f"rendered): {100 * c['acc_a']:.1f} → {100 * c['acc_b']:.1f}, difference {100 * d['mean']:+.1f} "
+            f"[{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] points: {c['verdict']} "
+            f"(MDE {100 * c['mde']:.1f} points at 80% power)")
