@@ -155,13 +155,14 @@ def cmd_eval(args) -> int:
     cfg = load(EvalConfig, args.config, overrides)
     if not args.run and not args.all:
         raise InputError("name what to score: --run <run folder | checkpoint | MLflow run id> or --all [--scale S]")
-    folders = [resolve_run(r, args.runs_dir, args.tracking_uri) for r in args.run or []]
+    # (run folder, checkpoint or None): a checkpoint named on the command line is scored alone
+    todo = [(resolve_run(r, args.runs_dir, args.tracking_uri), r if r.endswith(".pt") else None) for r in args.run or []]
     if args.all:
-        folders += find_runs(args.runs_dir, args.tracking_uri, scale=args.scale)
-        if not folders:
+        todo += [(f, None) for f in find_runs(args.runs_dir, args.tracking_uri, scale=args.scale)]
+        if not todo:
             raise InputError(f"no finished runs{' of scale ' + args.scale if args.scale else ''} in {args.runs_dir}")
-    for folder in dict.fromkeys(folders):
-        evaluate_run(folder, cfg, progress=not args.no_progress, log_mlflow=not args.no_mlflow)
+    for folder, ckpt in dict.fromkeys(todo):
+        evaluate_run(folder, cfg, progress=not args.no_progress, log_mlflow=not args.no_mlflow, checkpoint=ckpt)
     return 0
 
 

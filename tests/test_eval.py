@@ -84,6 +84,7 @@ def test_eval_writes_summary_items_plots_and_mlflow(char_run):
     curve = client.get_metric_history(info["mlflow_run_id"], "eval/sblimp/layer_acc")
     assert sorted(m.step for m in curve) == list(range(n_layer + 1))
     assert "eval/sblimp/baseline_ngram" in run.data.metrics
+    assert run.data.metrics["eval/sblimp/field/morphology/acc"] == s["breakdowns"]["field"]["morphology"]["acc"]
     arts = [a.path for a in client.list_artifacts(info["mlflow_run_id"], f"eval/{Path(ckpt).stem}")]
     assert any(a.endswith(".png") for a in arts)
 
@@ -135,6 +136,11 @@ def test_cli_eval_all_and_by_mlflow_id(char_run, workdir, capsys):
     assert "eval/sblimp: acc" in capsys.readouterr().out
     run_id = json.loads((char_run / "run.json").read_text())["mlflow_run_id"]
     assert main(["eval", "--run", run_id, "--runs-dir", runs_dir, "--no-progress", "--no-mlflow", *extra]) == 0
+    first = sorted((char_run / "checkpoints").glob("tokens-*.pt"))[0]  # a milestone named alone is scored alone
+    capsys.readouterr()
+    assert main(["eval", "--run", str(first), "--no-progress", "--no-mlflow", *extra]) == 0
+    out = capsys.readouterr().out
+    assert out.count("eval/sblimp: acc") == 1 and f"{first.name} eval/sblimp" in out
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -194,8 +194,10 @@ def _ngram(renderer: ItemRenderer, cfg: ScoringConfig):
     return lm, view
 
 
-def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, log_mlflow: bool = True) -> dict:
-    """Score one run's checkpoints on cfg's tasks; returns {checkpoint name: {metric key: summary}}."""
+def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, log_mlflow: bool = True,
+                 checkpoint: str | Path | None = None) -> dict:
+    """Score one run's checkpoints (cfg.score.checkpoints, or the one `checkpoint` named) on cfg's tasks;
+    returns {checkpoint name: {metric key: summary}}."""
     from modevo.train.config import TrainStageConfig
     from modevo.train.run import load_run_weights, quiet_libraries
 
@@ -206,7 +208,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
     stage = load(TrainStageConfig, run_dir / "config.yaml")
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     sc = cfg.score
-    ckpts = checkpoints_of(run_dir, sc.checkpoints)
+    ckpts = [Path(checkpoint)] if checkpoint is not None else checkpoints_of(run_dir, sc.checkpoints)
     renderer = ItemRenderer(stage, stage.train.view, max_len=stage.model.max_seq_len, progress=progress)
     if sc.test_renderings is not None:
         unknown = [r for r in sc.test_renderings if r not in stage.corpus.speech.renderings]

@@ -4,6 +4,7 @@ Metric names are the same for every condition so a factor's runs compare side by
     eval/<task>[/test-<rendering>]/acc                   step = tokens seen (one point per scored checkpoint)
     eval/<task>[/test-<rendering>]/layer_acc             step = layer (final checkpoint)
     .../acc_lo, acc_hi, acc_sum, acc_mean, acc_in_vocab, n, n_in_vocab, baseline_shorter_wins, baseline_ngram, mde
+    .../<first breakdown>/<group>/acc                    e.g. eval/sblimp/field/syntax/acc (all breakdowns: summary.json)
 Tags: task_hash.<task> (every number carries its task set), scoring_protocol (JSON) and protocol_hash.
 """
 
@@ -45,6 +46,10 @@ def log_results(info: dict, run_dir: Path, results: dict, protocol: dict, final:
                        "baseline_ngram": s["baselines"]["ngram"]["mean"], "mde": s["mde"]["between_runs"],
                        "ties": s["ties"]}
             metrics += [Metric(f"{key}/{k}", _value(v), now, s["tokens_seen"]) for k, v in scalars.items()]
+            first = next(iter(s["breakdowns"]), None)  # the coarsest breakdown (sBLIMP: field) as metrics too
+            if first:
+                metrics += [Metric(f"{key}/{first}/{g.replace(' ', '_')}/acc", _value(b["acc"]), now, s["tokens_seen"])
+                            for g, b in s["breakdowns"][first].items()]
     for i in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
         client.log_batch(run_id, metrics=metrics[i:i + 900])
     hashes = {s["task"]: s["task_hash"] for summaries in results.values() for s in summaries.values()}
