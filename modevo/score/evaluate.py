@@ -20,7 +20,7 @@ from modevo.errors import InputError
 from modevo.score import stats
 from modevo.score.config import EvalConfig, ScoringConfig
 from modevo.score.logprob import LENS_ROWS, PAD_MULTIPLE
-from modevo.score.pairs import PairScores, score_model, score_ngram, shorter_wins
+from modevo.score.pairs import PairScores, score_model, score_ngram, shorter_wins, word_overlap
 from modevo.tasks.registry import load_tasks
 from modevo.tasks.render import ItemRenderer, RenderedTask
 
@@ -74,15 +74,22 @@ def summarise(rt: RenderedTask, ps: PairScores, ngram_items: np.ndarray, cfg: Sc
         "acc_sum": float(items["sum"][:, -1].mean()) if len(final) else None,
         "acc_mean": float(items["mean"][:, -1].mean()) if len(final) else None,
         "ties": int((final == 0.5).sum()),
-        "layers": [{"layer": layer, **ci(head[:, layer], cfg)} for layer in range(head.shape[1])] if len(head) else [],
-        "in_vocab": ci(final[in_vocab], cfg),
-        "baselines": {"shorter_wins": ci(shorter, cfg), "ngram": ci(ngram_items, cfg)},
+        "layers": [{"layer": layer, **ci(head[:, layer], cfg, clusters if clustered else None)}
+                   for layer in range(head.shape[1])] if len(head) else [],
+        "in_vocab": ci(final[in_vocab], cfg, [c for c, v in zip(clusters, in_vocab) if v] if clustered else None),
+        "baselines": {"shorter_wins": ci(shorter, cfg, clusters if clustered else None),
+                      "ngram": ci(ngram_items, cfg, clusters if clustered else None)},
         "mde": {"between_runs": stats.mde(max(1, len(final))), "vs_chance": stats.mde_vs_chance(max(1, len(final)))},
     }
-    for base in ("shorter_wins", "ngram"):
-        b = shorter if base == "shorter_wins" else ngram_items
+    baselines = {"shorter_wins": shorter, "ngram": ngram_items}
+    overlap = word_overlap(task)[ps.index] if len(ps.index) else np.zeros(0)
+    if len(overlap) and not np.isnan(overlap).any():  # tasks with context
+        baselines["word_overlap"] = overlap
+        out["baselines"]["word_overlap"] = ci(overlap, cfg, clusters if clustered else None)
+    for base, b in baselines.items():
         if len(final):
-            d = stats.paired_bootstrap(b, final, n_boot=cfg.n_boot, level=cfg.level, seed=cfg.seed)
+            d = stats.paired_bootstrap(b, final, clusters=clusters if clustered else None, n_boot=cfg.n_boot,
+                                       level=cfg.level, seed=cfg.seed)
             out["baselines"][base]["model_minus_baseline"] = {"mean": d.mean, "lo": d.lo, "hi": d.hi,
                                                               "verdict": stats.verdict(d).replace("b ", "model ")}
     out["breakdowns"] = {}
@@ -152,7 +159,9 @@ def plot_layers(summary: dict, path: Path, title: str) -> None:
                     label=f"{100 * summary['protocol'].get('level', 0.95):.0f}% CI (bootstrap over items)")
     ax.plot(x, [r["mean"] for r in layers], marker="o", label="model (logit lens)")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance")
-    for name, style in (("shorter_wins", "--"), ("ngram", "-.")):
+    for name, style in (("shorter_wins", "--"), ("ngram", "-."), ("word_overlap", ":")):
+        if name not in summary["baselines"]:
+            continue
         b = summary["baselines"][name]["mean"]
         if b is not None:
             ax.axhline(b, color="black", lw=0.8, ls=style, label=name.replace("_", " "))
@@ -218,7 +227,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
     own = renderer.test_renderings()[0]
     renderings = renderer.test_renderings() if sc.test_renderings is None or own is None else \
         [own] + [r for r in sc.test_renderings if r != own]
-    tasks = load_tasks(cfg.tasks)
+    tasks = load_tasks(cfg.tasks, renderer.ctx.rows, renderer.ctx.corpus.root / "tasks")
     rendered = [(renderer.render(t, r), metric_key(t.name, r, own)) for t in tasks for r in renderings]
     lm, _ = _ngram(renderer, sc)
     ngram_items = {key: score_ngram(lm, rt, sc) for rt, key in rendered}
@@ -274,7 +283,8 @@ def _print(summaries: dict, ckpt: str, view: str) -> None:
         layers = " ".join(f"{100 * r['mean']:.0f}" for r in s["layers"])
         print(f"{view} {ckpt} {key}: acc {_fmt(s['acc'])} (n={s['rendered']}/{s['items']}; in-vocab "
               f"{_fmt(s['in_vocab'])} n={s['in_vocab']['n']}) | shorter-wins {_fmt(b['shorter_wins'])} | "
-              f"{s['protocol']['ngram_order']}-gram {_fmt(b['ngram'])} | layers {layers} | "
+              f"{s['protocol']['ngram_order']}-gram {_fmt(b['ngram'])} | "
+              + (f"word overlap {_fmt(b['word_overlap'])} | " if "word_overlap" in b else "") + f"layers {layers} | "
               f"MDE {100 * s['mde']['between_runs']:.1f} pts | task {s['task_hash']}")
 
 

@@ -13,6 +13,8 @@ import numpy as np
 
 from modevo.score.config import ScoringConfig
 from modevo.score.logprob import score_spans
+from modevo.corpus.normalize import normalize
+from modevo.tasks.base import TaskSet
 from modevo.tasks.render import SEP_ID, RenderedTask
 
 
@@ -25,6 +27,24 @@ def item_scores(correct: np.ndarray, incorrect: np.ndarray, tol: float) -> np.nd
 def shorter_wins(n_correct: np.ndarray, n_incorrect: np.ndarray) -> np.ndarray:
     """The length baseline: the member with fewer tokens in this view wins; equal lengths tie."""
     return item_scores(-np.asarray(n_correct, float), -np.asarray(n_incorrect, float), 0.0)
+
+
+def word_overlap(task: TaskSet) -> np.ndarray:
+    """(n,) the context baseline: the ending sharing the larger fraction of its word types with the context
+    wins (ties 0.5); NaN for pairs without context. Words are the corpus stage's normalised words, so the
+    baseline is the same for every view."""
+    def words(text: str) -> set[str]:
+        spoken, _ = normalize(text)
+        return set(spoken.split()) if spoken else set()
+
+    out = np.full(len(task), np.nan)
+    for k, p in enumerate(task.pairs):
+        if not p.context:
+            continue
+        ctx = set().union(*(words(t) for t in p.context))
+        share = [len(w & ctx) / max(1, len(w)) for w in (words(p.correct), words(p.incorrect))]
+        out[k] = item_scores(share[0], share[1], 0.0)
+    return out
 
 
 def sequences(rt: RenderedTask, cfg: ScoringConfig) -> tuple[list[np.ndarray], list[int], np.ndarray]:

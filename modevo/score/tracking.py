@@ -3,7 +3,7 @@
 Metric names are the same for every condition so a factor's runs compare side by side:
     eval/<task>[/test-<rendering>]/acc                   step = tokens seen (one point per scored checkpoint)
     eval/<task>[/test-<rendering>]/layer_acc             step = layer (final checkpoint)
-    .../acc_lo, acc_hi, acc_sum, acc_mean, acc_in_vocab, n, n_in_vocab, baseline_shorter_wins, baseline_ngram, mde
+    .../acc_lo, acc_hi, acc_sum, acc_mean, acc_in_vocab, n, n_in_vocab, baseline_<name> (shorter_wins, ngram, word_overlap), mde
     .../<first breakdown>/<group>/acc                    e.g. eval/sblimp/field/syntax/acc (all breakdowns: summary.json)
 Tags: task_hash.<task> (every number carries its task set), scoring_protocol (JSON) and protocol_hash.
 """
@@ -42,9 +42,8 @@ def log_results(info: dict, run_dir: Path, results: dict, protocol: dict, final:
             metrics += [Metric(f"{key}/layer_acc", _value(r["mean"]), now, r["layer"]) for r in s["layers"]]
             scalars = {"acc_lo": s["acc"]["lo"], "acc_hi": s["acc"]["hi"], "acc_sum": s["acc_sum"],
                        "acc_mean": s["acc_mean"], "acc_in_vocab": s["in_vocab"]["mean"], "n": s["rendered"],
-                       "n_in_vocab": s["in_vocab"]["n"], "baseline_shorter_wins": s["baselines"]["shorter_wins"]["mean"],
-                       "baseline_ngram": s["baselines"]["ngram"]["mean"], "mde": s["mde"]["between_runs"],
-                       "ties": s["ties"]}
+                       "n_in_vocab": s["in_vocab"]["n"], "mde": s["mde"]["between_runs"], "ties": s["ties"],
+                       **{f"baseline_{name}": b["mean"] for name, b in s["baselines"].items()}}
             metrics += [Metric(f"{key}/{k}", _value(v), now, s["tokens_seen"]) for k, v in scalars.items()]
             first = next(iter(s["breakdowns"]), None)  # the coarsest breakdown (sBLIMP: field) as metrics too
             if first:

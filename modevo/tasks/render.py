@@ -26,6 +26,7 @@ import numpy as np
 from modevo.cache import atomic_dir, stable_hash
 from modevo.config import to_dict
 from modevo.corpus.build import sentence_row
+from modevo.corpus.phones import split_stress
 from modevo.corpus.render import render_utterance, resolve_voices, utterance_params
 from modevo.errors import InputError
 from modevo.tasks.base import Pair, TaskSet
@@ -107,15 +108,23 @@ class ItemRenderer:
 
     # -- one utterance --------------------------------------------------------------------------------------
     def row(self, text: str, item_id: str, phones=None) -> tuple[dict | None, str]:
-        """A written utterance → a corpus-like row, or (None, reason). Given phones replace g2p's."""
+        """A written utterance → a corpus-like row, or (None, reason). Given phones (ARPAbet, stress digits
+        optional) replace g2p's; an item with phones and no spelling renders in phone and speech views only."""
+        given = _given_phones(phones) if phones is not None else None
+        if given is not None and not text.strip():
+            if self.spec.family in ("text-bpe", "text-char"):
+                return None, "no_spelling"
+            words = [f"/{'.'.join(p)}/" for p in given[0]]  # never a training word: in_vocab stays False
+            return {"id": item_id, "words": words, "text": " ".join(words), "phones": given[0],
+                    "stress": given[1], "phone_route": ["given"] * len(words)}, ""
         row, reason = sentence_row(text, self.corpus_cfg)
         if row is None:
             return None, reason or "unrenderable"
-        if phones is not None:
-            if len(phones) != len(row["words"]):
+        if given is not None:
+            if len(given[0]) != len(row["words"]):
                 return None, "phones_words_mismatch"
-            row["phones"] = [list(p) for p in phones]
-            row["stress"] = [[-1] * len(p) for p in phones]
+            row["phones"], row["stress"] = given
+            row["phone_route"] = ["given"] * len(row["words"])
         row["id"] = item_id
         return row, ""
 
@@ -191,6 +200,22 @@ class ItemRenderer:
             return [empty, empty, empty], "too_long", set()
         words = {w for r, _ in rows for w in r["words"]}
         return [ids[-2], ids[-1], context], "", words
+
+
+def _given_phones(words) -> tuple[list[list[str]], list[list[int]]]:
+    """Phones given by a task source → (phones, stress). A word given without any stress digit (e.g. from
+    IPA) gets primary stress on its first vowel and 0 on the rest: one fixed rule, so both members of a
+    pair are treated alike."""
+    phones, stress = [], []
+    for word in words:
+        p, s = split_stress(list(word))
+        if not any(ch.isdigit() for ph in word for ch in ph):
+            first = next((k for k, x in enumerate(s) if x == 0), None)
+            if first is not None:
+                s[first] = 1
+        phones.append(p)
+        stress.append(s)
+    return phones, stress
 
 
 def _flatten(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
