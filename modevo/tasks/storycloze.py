@@ -13,6 +13,9 @@ Two sources:
       and outside the window (same characters and style, wrong place: harder).
   The choice is seeded by the item id, so the same rows and config give the same task set (one content
   hash) whatever order the rows come in. A window with no length-matched candidate is skipped and counted.
+  The texts are the corpus's normalised `text`, which the renderer normalises again: a sentence that this
+  would change (normalize is not idempotent on a few strings, e.g. "book mix" → "book one thousand and
+  nine") is neither used in a window nor drawn as a distractor, and the windows it spoils are counted.
   Building takes well under a second at the cpu scale (~2,500 held-out sentences), so nothing is cached.
 
 - `load_storycloze_csv` reads the standard StoryCloze CSV (Mostafazadeh et al. 2016; the validation/test
@@ -34,6 +37,7 @@ from pathlib import Path
 
 from modevo.cache import file_digest, stable_hash
 from modevo.config import require
+from modevo.corpus.normalize import normalize
 from modevo.errors import ConfigError, InputError
 from modevo.tasks.base import Pair, TaskSet
 
@@ -118,12 +122,18 @@ def build_tsc(rows: list[dict], cfg: ClozeConfig, variant: str, cache: Path | No
     _check_variant(variant, VARIANTS, "tSC")
     held = _held_out(rows, cfg.splits)
     length = {r["id"]: n_phones(r) for r in held}
-    by_len = sorted(held, key=lambda r: (length[r["id"]], r["id"]))  # candidates in a row-order-free order
+    # the renderer normalises items again: a text that would change would not be what training saw
+    unstable = {r["id"] for r in held if normalize(r["text"]) != (r["text"], None)}
+    by_len = sorted((r for r in held if r["id"] not in unstable),  # candidates, in a row-order-free order
+                    key=lambda r: (length[r["id"]], r["id"]))
     lens = [length[r["id"]] for r in by_len]
     windows = _windows(held, cfg.context_sentences)
     pairs: list[Pair] = []
-    skipped = {"no_length_match": 0}
+    skipped = {"no_length_match": 0, "renormalises": 0}
     for context, end in windows:
+        if unstable and any(r["id"] in unstable for r in (*context, end)):
+            skipped["renormalises"] += 1
+            continue
         target = length[end["id"]]
         lo = bisect.bisect_left(lens, target - cfg.tolerance * target - 1e-9)
         hi = bisect.bisect_right(lens, target + cfg.tolerance * target + 1e-9)
@@ -159,6 +169,7 @@ def build_tsc(rows: list[dict], cfg: ClozeConfig, variant: str, cache: Path | No
         "held_out_sentences": len(held), "chunks": len({(r["doc_id"], r["chunk"]) for r in held}),
         "windows": len(windows), "matched": matched, "pairs": len(pairs), "skipped": skipped,
         "dropped_by_max_pairs": matched - len(pairs), "documents": len({p.group for p in pairs}),
+        "unstable_texts": len(unstable),
     }
     return TaskSet(name=f"tsc-{variant}", pairs=tuple(pairs), source=source, breakdowns=("document",))
 
