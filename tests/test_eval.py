@@ -98,6 +98,19 @@ def test_rerun_reuses_rendered_items_and_gives_the_same_numbers(char_run, workdi
     assert strip(first) == strip(again)  # batch size changes nothing
 
 
+def test_all_three_tasks_with_their_baselines(char_run, capsys):
+
+    cfg = _cfg("tasks.names=[sblimp,swuggy,tsc-topic,tsc-in-document]", "tasks.swuggy.n_words=8",
+               "tasks.swuggy.oov_words=4", "tasks.swuggy.per_word=2", "tasks.cloze.context_sentences=2")
+    summaries = next(iter(evaluate_run(char_run, cfg, progress=False, log_mlflow=False).values()))
+    assert {"eval/sblimp", "eval/swuggy", "eval/tsc-topic"} <= set(summaries)
+    assert summaries["eval/swuggy"]["items"] >= 20
+    assert set(summaries["eval/swuggy"]["breakdowns"]) == {"set", "band", "length"}
+    topic = summaries["eval/tsc-topic"]
+    assert "word_overlap" in topic["baselines"] and "cluster bootstrap" in topic["acc"]["method"]
+    assert "word_overlap" not in summaries["eval/sblimp"]["baselines"]
+
+
 def test_all_milestones_give_a_training_curve(char_run):
     results = evaluate_run(char_run, _cfg("score.checkpoints=all"), progress=False)
     assert len(results) == 2  # train.milestones=2
@@ -130,7 +143,8 @@ def test_checkpoint_of_another_view_is_refused(char_run, workdir):
 
 def test_cli_eval_all_and_by_mlflow_id(char_run, workdir, capsys):
     runs_dir = str(workdir[0] / "runs")
-    extra = [f"tasks.blimp_paradigms={PARADIGMS}", "tasks.blimp_per_paradigm=5", "score.n_boot=200"]
+    extra = ["--tasks", "sblimp", f"tasks.blimp_paradigms={PARADIGMS}", "tasks.blimp_per_paradigm=5",
+             "score.n_boot=200"]
     assert main(["eval", "--all", "--scale", "smoke", "--runs-dir", runs_dir, "--no-progress", "--no-mlflow",
                  *extra]) == 0
     assert "eval/sblimp: acc" in capsys.readouterr().out
@@ -186,3 +200,28 @@ def test_compare_refuses_different_task_sets(char_run, workdir, capsys):
     assert main(["compare", "--a", str(char_run), "--b", str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert "different task sets" in err and err.count("\n") == 0
+
+
+def test_zerospeech_gold_in_and_submission_out(char_run, workdir, tmp_path):
+    from test_tasks_zerospeech import LEX_HEADER, SYN_HEADER, lex_rows, syn_rows, write
+
+    from modevo.tasks.zerospeech import read_submission
+
+    for kind in ("lexical", "syntactic"):
+        (tmp_path / kind / "dev").mkdir(parents=True)
+    lex = write(tmp_path / "lexical" / "dev" / "gold.csv", LEX_HEADER, lex_rows())
+    syn = write(tmp_path / "syntactic" / "dev" / "gold.csv", SYN_HEADER, syn_rows())
+    cfg = _cfg("tasks.names=[swuggy-zr21,sblimp-zr21]", f"tasks.zr_lexical_gold={lex}", f"tasks.zr_syntactic_gold={syn}")
+    phone = _train(workdir, "phone")
+    for run, text_view in ((phone, False), (char_run, True)):
+        (ckpt, summaries), = evaluate_run(run, cfg, progress=False, log_mlflow=False).items()
+        lexical = summaries["eval/swuggy-zr21"]
+        sub = lexical["zerospeech_submission"]
+        scores = read_submission(sub["path"])
+        assert Path(sub["path"]).relative_to(run / "eval").parts[-3:] == ("zerospeech", "lexical", "dev.txt")
+        assert len(scores) == len(lex_rows())  # every wav of the gold file has a line
+        if text_view:  # pseudowords have no spelling: text views skip them, the file says tie
+            assert lexical["skipped"] == {"no_spelling": lexical["items"]} and sub["tie_filled_pairs"] == lexical["items"]
+        else:
+            assert lexical["rendered"] == lexical["items"] and sub["tie_filled_pairs"] == 0
+        assert "zerospeech_submission" in summaries["eval/sblimp-zr21"]

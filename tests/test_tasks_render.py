@@ -70,3 +70,15 @@ def test_word_overlap_baseline():
     ))
     scores = word_overlap(task)
     assert scores[0] == 1.0 and scores[1] == 0.5 and np.isnan(scores[2])
+
+
+def test_a_long_context_loses_its_oldest_tokens(novels, cache, tmp_path):
+    r = _renderer(novels, tmp_path, "phone")
+    context = tuple(["The moor was dark and the wind was cold."] * 5)
+    rt = r.render(TaskSet("ctx", (Pair("x", "Watson looked at the old house.", "The hound was never seen again.",
+                                       context=context),)))
+    assert rt.skipped == [""]
+    full = np.concatenate([np.append(r.encode_row(r.row(t, "c")[0], None, "x"), 0) for t in context])
+    room = 64 - 1 - max(len(rt.correct[0]), len(rt.incorrect[0]))
+    assert len(rt.context[0]) == room and np.array_equal(rt.context[0], full[-room:])
+    assert rt.context_dropped[0] == len(full) - room > 0

@@ -33,7 +33,8 @@ def protocol(cfg: ScoringConfig) -> dict:
     """How every number was obtained; recorded beside it (and hashed into `protocol_hash`)."""
     p = {"version": PROTOCOL_VERSION, "headline": cfg.headline, "tie_tolerance_nats": cfg.tie_tolerance,
          "context": cfg.context, "score_end": cfg.score_end,
-         "sequence": "[SEP] + context utterances each followed by SEP + continuation; first token unscored",
+         "sequence": "[SEP] + context utterances each followed by SEP + continuation; first token unscored; "
+                     "a context longer than the model's window loses its oldest tokens (same cut for both members)",
          "layers": "hidden state l (0 = embeddings) → final_norm → LM head (logit lens); last = model output",
          "precision": "fp32 model, fp32 per-token log-probabilities, fp64 sums",
          "batching": f"by length, padded to a multiple of {PAD_MULTIPLE}; lens rows padded to {LENS_ROWS}",
@@ -74,6 +75,8 @@ def summarise(rt: RenderedTask, ps: PairScores, ngram_items: np.ndarray, cfg: Sc
         "acc_sum": float(items["sum"][:, -1].mean()) if len(final) else None,
         "acc_mean": float(items["mean"][:, -1].mean()) if len(final) else None,
         "ties": int((final == 0.5).sum()),
+        "context_truncated": int((rt.context_dropped[ps.index] > 0).sum()) if rt.context_dropped is not None
+        and len(ps.index) else 0,
         "layers": [{"layer": layer, **ci(head[:, layer], cfg, clusters if clustered else None)}
                    for layer in range(head.shape[1])] if len(head) else [],
         "in_vocab": ci(final[in_vocab], cfg, [c for c, v in zip(clusters, in_vocab) if v] if clustered else None),
@@ -248,6 +251,8 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
                      run_dir=str(run_dir), mlflow_run_id=info.get("mlflow_run_id"), seed=stage.train.seed)
             summaries[key] = s
             tables.append(items_table(rt, ps, ngram_items[key], sc, ckpt.name))
+            if rt.task.name in ZEROSPEECH_TASKS and rt.rendering == own:
+                s["zerospeech_submission"] = _zerospeech_file(rt, ps, sc, out_dir, cfg)
             if s["layers"]:
                 plot_layers(s, out_dir / f"{key.replace('/', '_')}.png",
                             f"{rt.view} · {key}\n{ckpt.stem} · n={s['rendered']} · task set {rt.task.content_hash}")
@@ -260,6 +265,25 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
 
         log_results(info, run_dir, results, prot, ckpts[-1].name)
     return results
+
+
+ZEROSPEECH_TASKS = {"swuggy-zr21": ("lexical", "zr_lexical_gold"), "sblimp-zr21": ("syntactic", "zr_syntactic_gold")}
+
+
+def _zerospeech_file(rt: RenderedTask, ps: PairScores, sc: ScoringConfig, out_dir: Path, cfg: EvalConfig) -> dict:
+    """Our scores in ZeroSpeech 2021's submission format (<filename> <score>), so the official scorer can
+    check them: <run>/eval/<ckpt>/zerospeech/<lexical|syntactic>/<dev|test>.txt. Pairs this view cannot
+    render get the same score for both members (a tie, 0.5 in the official scorer) and are counted."""
+    from modevo.tasks.zerospeech import submission_scores, write_submission
+
+    kind, field = ZEROSPEECH_TASKS[rt.task.name]
+    gold = Path(getattr(cfg.tasks, field))
+    split = gold.parent.name if gold.parent.name in ("dev", "test") else "dev"
+    c, i = ps.values(sc.headline)
+    per_item = {rt.task.pairs[k].id: (float(c[j, -1]), float(i[j, -1])) for j, k in enumerate(ps.index)}
+    scores = submission_scores(rt.task, per_item, fill=0.0)
+    path = write_submission(out_dir / "zerospeech" / kind / f"{split}.txt", scores)
+    return {"path": str(path), "files": len(scores), "tie_filled_pairs": len(rt.task) - len(per_item)}
 
 
 def _write_items(path: Path, tables) -> None:

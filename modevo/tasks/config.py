@@ -1,23 +1,45 @@
-"""Which tasks `modevo eval` scores and where their items come from."""
+"""Which tasks `modevo eval` scores and where their items come from.
+
+Built-in tasks: sblimp (BLiMP, vendored subset or a path), swuggy (pseudowords from the training
+vocabulary), tsc-topic and tsc-in-document (held-out chunks). From files a user gives: ssc-csv and tsc-csv
+(the standard StoryCloze CSV), swuggy-zr21 and sblimp-zr21 (ZeroSpeech 2021 lexical / syntactic gold.csv).
+"""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from modevo.config import require
+from modevo.tasks.storycloze import ClozeConfig
+from modevo.tasks.swuggy import SwuggyConfig
 
-KNOWN_TASKS = ("sblimp",)
+BUILT_IN = ("sblimp", "swuggy", "tsc-topic", "tsc-in-document")
+FROM_FILES = {"ssc-csv": "storycloze_csv", "tsc-csv": "storycloze_csv", "swuggy-zr21": "zr_lexical_gold",
+              "sblimp-zr21": "zr_syntactic_gold"}
+KNOWN_TASKS = BUILT_IN + tuple(FROM_FILES)
 
 
 @dataclass
 class TasksConfig:
-    names: list[str] = field(default_factory=lambda: ["sblimp"])
+    names: list[str] = field(default_factory=lambda: list(BUILT_IN))
     blimp_path: str | None = None  # a folder of BLiMP jsonl files (the full 67,000 pairs); None: vendored subset
     blimp_per_paradigm: int | None = None  # keep the first N pairs of each paradigm; None: all loaded
     blimp_paradigms: list[str] | None = None  # only these paradigms (UIDs); None: all 67
+    swuggy: SwuggyConfig = field(default_factory=SwuggyConfig)
+    cloze: ClozeConfig = field(default_factory=ClozeConfig)
+    storycloze_csv: str | None = None  # the standard StoryCloze CSV (ssc-csv, tsc-csv)
+    zr_lexical_gold: str | None = None  # ZeroSpeech 2021 lexical gold.csv (swuggy-zr21)
+    zr_syntactic_gold: str | None = None  # ZeroSpeech 2021 syntactic gold.csv (sblimp-zr21)
 
     def __post_init__(self):
         require(len(self.names) > 0, "tasks.names is empty: name at least one task")
         for n in self.names:
-            require(n in KNOWN_TASKS, f"unknown task '{n}' (known: {', '.join(KNOWN_TASKS)})")
+            if n not in KNOWN_TASKS:
+                match = difflib.get_close_matches(n, KNOWN_TASKS, n=1)
+                require(False, f"unknown task '{n}'" + (f"; did you mean '{match[0]}'?" if match else
+                                                        f" (known: {', '.join(KNOWN_TASKS)})"))
+            if n in FROM_FILES:
+                require(getattr(self, FROM_FILES[n]) is not None,
+                        f"task {n} reads a file: set tasks.{FROM_FILES[n]}=<path>")
         require(self.blimp_per_paradigm is None or self.blimp_per_paradigm > 0, "blimp_per_paradigm must be positive")

@@ -9,11 +9,14 @@ for every view, so every view is scored on one task set (one content hash).
 from __future__ import annotations
 
 import difflib
+import logging
 from pathlib import Path
 
-from modevo.errors import ConfigError
+from modevo.errors import ConfigError, InputError
 from modevo.tasks.base import TaskSet
 from modevo.tasks.config import KNOWN_TASKS, TasksConfig
+
+log = logging.getLogger("modevo.tasks")
 
 
 def load_task(name: str, cfg: TasksConfig, rows: list[dict] | None = None, cache: Path | None = None) -> TaskSet:
@@ -22,11 +25,53 @@ def load_task(name: str, cfg: TasksConfig, rows: list[dict] | None = None, cache
 
         # the full upstream data has 7 pairs whose members are identical: they cannot be scored
         return load_blimp(cfg.blimp_path, cfg.blimp_per_paradigm, cfg.blimp_paradigms, skip_identical=True)
+    if name == "swuggy":
+        from modevo.tasks.swuggy import build_swuggy
+
+        return build_swuggy(_need(rows, name), cfg.swuggy, cache)
+    if name in ("tsc-topic", "tsc-in-document"):
+        from modevo.tasks.storycloze import build_tsc
+
+        return build_tsc(_need(rows, name), cfg.cloze, name.removeprefix("tsc-"), cache)
+    if name in ("ssc-csv", "tsc-csv"):
+        from modevo.tasks.storycloze import load_storycloze_csv
+
+        return load_storycloze_csv(cfg.storycloze_csv, name.removesuffix("-csv"), seed=cfg.cloze.seed)
+    if name == "swuggy-zr21":
+        from modevo.tasks.zerospeech import load_lexical_gold
+
+        return load_lexical_gold(cfg.zr_lexical_gold)
+    if name == "sblimp-zr21":
+        from modevo.tasks.zerospeech import load_syntactic_gold
+
+        return load_syntactic_gold(cfg.zr_syntactic_gold)
     match = difflib.get_close_matches(name, KNOWN_TASKS, n=1)
     raise ConfigError(f"unknown task '{name}'" + (f"; did you mean '{match[0]}'?" if match else
                                                   f" (known: {', '.join(KNOWN_TASKS)})"))
 
 
+def _need(rows, name: str) -> list[dict]:
+    if not rows:
+        raise ConfigError(f"task {name} is drawn from the corpus: it needs the corpus rows")
+    return rows
+
+
+DRAWN_FROM_CORPUS = ("swuggy", "tsc-topic", "tsc-in-document")
+
+
 def load_tasks(cfg: TasksConfig, rows: list[dict] | None = None, cache: Path | None = None,
                names: list[str] | None = None) -> list[TaskSet]:
-    return [load_task(n, cfg, rows, cache) for n in (names or cfg.names)]
+    """The named tasks. One drawn from the corpus that this corpus cannot supply (a tiny corpus has no
+    far-away in-document distractor) is a logged skip, so the other tasks are still scored; a task read
+    from a file the user gave fails loudly."""
+    out = []
+    for n in names or cfg.names:
+        try:
+            out.append(load_task(n, cfg, rows, cache))
+        except InputError as e:
+            if n not in DRAWN_FROM_CORPUS:
+                raise
+            log.warning("task %s skipped: %s", n, e)
+    if not out:
+        raise InputError(f"none of the tasks {', '.join(names or cfg.names)} has items in this corpus")
+    return out

@@ -35,7 +35,7 @@ from modevo.views.registry import SEP, ViewSpec, parse_view
 
 log = logging.getLogger("modevo.tasks")
 
-STAGE_VERSION = "tasks-render-1"
+STAGE_VERSION = "tasks-render-2"
 SPEECH_TEST_RENDERINGS = ("fixed", "varied", "heldout")  # the grid a speech model is tested on
 SEP_ID = 0
 assert SEP == "<s>"  # id 0 is the separator in every view (views.registry)
@@ -57,6 +57,7 @@ class RenderedTask:
     skipped: list[str]
     in_vocab: np.ndarray  # (n,) bool: every word of the pair (and context) occurs in the training split
     key: str
+    context_dropped: np.ndarray | None = None  # (n,) context tokens cut to fit the model's window
 
     @property
     def rendered(self) -> np.ndarray:
@@ -158,13 +159,14 @@ class ItemRenderer:
         root = self.ctx.corpus.root / "tasks" / f"{task.name}-{self.spec.name.replace('/', '_')}-{rendering}-{key}"
         if (root / "items.json").exists():
             return _load(root, task, self.spec.name, rendering, key)
-        out = {"correct": [], "incorrect": [], "context": [], "skipped": [], "in_vocab": []}
+        out = {"correct": [], "incorrect": [], "context": [], "skipped": [], "in_vocab": [], "dropped": []}
         desc = f"render {task.name} → {self.spec.name}" + (f" @{rendering}" if rendering else "")
         for pair in tqdm(task.pairs, desc=desc, unit="pair", disable=not self.progress, leave=False):
-            ids, reason, words = self._pair(pair, rendering)
+            ids, reason, words, dropped = self._pair(pair, rendering)
             for k, v in zip(("correct", "incorrect", "context"), ids):
                 out[k].append(v)
             out["skipped"].append(reason)
+            out["dropped"].append(dropped)
             out["in_vocab"].append(bool(words) and words <= self.train_words)
         skipped = Counter(s for s in out["skipped"] if s)
         if skipped:
@@ -174,13 +176,17 @@ class ItemRenderer:
             arrays = {}
             for k in ("correct", "incorrect", "context"):
                 arrays[f"{k}_tokens"], arrays[f"{k}_offsets"] = _flatten(out[k])
-            np.savez(tmp / "items.npz", in_vocab=np.asarray(out["in_vocab"]), **arrays)
+            np.savez(tmp / "items.npz", in_vocab=np.asarray(out["in_vocab"]),
+                     context_dropped=np.asarray(out["dropped"], dtype=np.int64), **arrays)
             (tmp / "items.json").write_text(json.dumps({
                 "task": task.name, "task_hash": task.content_hash, "view": self.spec.name, "rendering": rendering,
                 "key": key, "skipped": out["skipped"], "skip_counts": dict(skipped)}))
         return _load(root, task, self.spec.name, rendering, key)
 
-    def _pair(self, pair: Pair, rendering: str | None) -> tuple[list[np.ndarray], str, set]:
+    def _pair(self, pair: Pair, rendering: str | None) -> tuple[list[np.ndarray], str, set, int]:
+        """(ids of correct, incorrect, context), skip reason, the pair's words, context tokens dropped.
+        A context longer than the model's window is cut from the left (the oldest tokens go), the same
+        cut for both members; only a continuation that cannot fit by itself makes the pair too long."""
         empty = np.zeros(0, dtype=np.int64)
         rows = []
         for n, text in enumerate(pair.context):
@@ -189,17 +195,22 @@ class ItemRenderer:
         rows.append(self.row(pair.incorrect, f"{pair.id}/incorrect", pair.incorrect_phones))
         reason = next((r for _, r in rows if r), "")
         if reason:
-            return [empty, empty, empty], reason, set()
+            return [empty, empty, empty], reason, set(), 0
         # one draw per pair: the context and both members are spoken by the same voice at the same rate
         ids = [self.encode_row(r, rendering, pair.id) for r, _ in rows]
         if any(len(x) == 0 for x in ids):
-            return [empty, empty, empty], "empty_in_view", set()
+            return [empty, empty, empty], "empty_in_view", set(), 0
         context = np.concatenate([np.append(x, SEP_ID) for x in ids[:-2]]) if pair.context else empty
-        longest = 1 + len(context) + max(len(ids[-2]), len(ids[-1]))  # + the leading separator
-        if self.max_len is not None and longest > self.max_len:
-            return [empty, empty, empty], "too_long", set()
+        dropped = 0
+        if self.max_len is not None:
+            room = self.max_len - 1 - max(len(ids[-2]), len(ids[-1]))  # after the leading separator
+            if room < 0:
+                return [empty, empty, empty], "too_long", set(), 0
+            if len(context) > room:  # keep the continuation whole and the most recent context that fits
+                dropped = len(context) - room
+                context = context[dropped:]
         words = {w for r, _ in rows for w in r["words"]}
-        return [ids[-2], ids[-1], context], "", words
+        return [ids[-2], ids[-1], context], "", words, dropped
 
 
 def _given_phones(words) -> tuple[list[list[str]], list[list[int]]]:
@@ -233,5 +244,6 @@ def _load(root: Path, task: TaskSet, view: str, rendering: str | None, key: str)
     with np.load(root / "items.npz", allow_pickle=False) as z:
         parts = {k: _unflatten(z[f"{k}_tokens"], z[f"{k}_offsets"]) for k in ("correct", "incorrect", "context")}
         in_vocab = z["in_vocab"].astype(bool)
+        dropped = z["context_dropped"]
     return RenderedTask(task=task, view=view, rendering=rendering, skipped=meta["skipped"], in_vocab=in_vocab,
-                        key=key, **parts)
+                        key=key, context_dropped=dropped, **parts)
