@@ -38,6 +38,9 @@ class TaskSet:
     pairs: tuple[Pair, ...]
     source: dict = field(default_factory=dict)  # where the items came from (path, subset, seed, counts)
     breakdowns: tuple[str, ...] = ()  # label keys reported separately, in order
+    # lexical tasks: the incorrect member is a non-word by design, so "every word of the pair occurs in
+    # training" is judged on the correct member (and context) alone
+    incorrect_is_nonword: bool = False
 
     def __post_init__(self):
         if not self.pairs:

@@ -35,7 +35,7 @@ from modevo.views.registry import SEP, ViewSpec, parse_view
 
 log = logging.getLogger("modevo.tasks")
 
-STAGE_VERSION = "tasks-render-2"
+STAGE_VERSION = "tasks-render-3"
 SPEECH_TEST_RENDERINGS = ("fixed", "varied", "heldout")  # the grid a speech model is tested on
 SEP_ID = 0
 assert SEP == "<s>"  # id 0 is the separator in every view (views.registry)
@@ -162,7 +162,7 @@ class ItemRenderer:
         out = {"correct": [], "incorrect": [], "context": [], "skipped": [], "in_vocab": [], "dropped": []}
         desc = f"render {task.name} → {self.spec.name}" + (f" @{rendering}" if rendering else "")
         for pair in tqdm(task.pairs, desc=desc, unit="pair", disable=not self.progress, leave=False):
-            ids, reason, words, dropped = self._pair(pair, rendering)
+            ids, reason, words, dropped = self._pair(pair, rendering, task.incorrect_is_nonword)
             for k, v in zip(("correct", "incorrect", "context"), ids):
                 out[k].append(v)
             out["skipped"].append(reason)
@@ -183,7 +183,7 @@ class ItemRenderer:
                 "key": key, "skipped": out["skipped"], "skip_counts": dict(skipped)}))
         return _load(root, task, self.spec.name, rendering, key)
 
-    def _pair(self, pair: Pair, rendering: str | None) -> tuple[list[np.ndarray], str, set, int]:
+    def _pair(self, pair: Pair, rendering: str | None, nonword: bool = False) -> tuple[list[np.ndarray], str, set, int]:
         """(ids of correct, incorrect, context), skip reason, the pair's words, context tokens dropped.
         A context longer than the model's window is cut from the left (the oldest tokens go), the same
         cut for both members; only a continuation that cannot fit by itself makes the pair too long."""
@@ -209,7 +209,7 @@ class ItemRenderer:
             if len(context) > room:  # keep the continuation whole and the most recent context that fits
                 dropped = len(context) - room
                 context = context[dropped:]
-        words = {w for r, _ in rows for w in r["words"]}
+        words = {w for r, _ in (rows[:-1] if nonword else rows) for w in r["words"]}
         return [ids[-2], ids[-1], context], "", words, dropped
 
 

@@ -369,7 +369,8 @@ def cache_key(rows_or_vocab, cfg: SwuggyConfig) -> str:
 def _taskset(doc: dict) -> TaskSet:
     pairs = tuple(Pair(id=it["id"], correct=it["word"], incorrect=it["pseudoword"],
                        labels=tuple((k, v) for k, v in it["labels"])) for it in doc["items"])
-    return TaskSet(name="swuggy", pairs=pairs, source=doc["source"], breakdowns=("set", "band", "length"))
+    return TaskSet(name="swuggy", pairs=pairs, source=doc["source"], breakdowns=("set", "band", "length"),
+                   incorrect_is_nonword=True)
 
 
 def build_swuggy(rows: list[dict], cfg: SwuggyConfig | None = None, cache: Path | None = None,

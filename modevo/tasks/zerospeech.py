@@ -223,7 +223,7 @@ def load_lexical_gold(path: str | Path, *, name: str = "swuggy-zr21") -> TaskSet
         "dropped_unmappable": len(dropped), "dropped_ids": dropped, "dropped_filenames": dropped_files,
         "nonword_spellings_ignored": ignored_spellings,
     }
-    return TaskSet(name=name, pairs=tuple(pairs), source=source, breakdowns=breakdowns)
+    return TaskSet(name=name, pairs=tuple(pairs), source=source, breakdowns=breakdowns, incorrect_is_nonword=True)
 
 
 def load_syntactic_gold(path: str | Path, *, name: str = "sblimp-zr21") -> TaskSet:
