@@ -45,7 +45,8 @@ def _train(workdir, view):
 
 def _cfg(*extra):
     return load(EvalConfig, ROOT / "configs/eval/smoke.yaml",
-                [f"tasks.blimp_paradigms={PARADIGMS}", "tasks.blimp_per_paradigm=10", "score.n_boot=500", *extra])
+                ["tasks.names=[sblimp]", f"tasks.blimp_paradigms={PARADIGMS}", "tasks.blimp_per_paradigm=10",
+                 "score.n_boot=500", *extra])
 
 
 @pytest.fixture(scope="module")
