@@ -246,31 +246,19 @@ def test_bad_correct(tmp_path, value):
     _one_line(e, f, 4, "'correct' must be 0 or 1")
 
 
-def test_wrong_field_count_and_empty_fields(tmp_path):
+@pytest.mark.parametrize("row,edit,line,needles", [
+    (1, lambda r: r + ",extra", 3, ("expected 8 fields, got 9",)),
+    (0, lambda r: r.replace(",1,Alex,", ",,Alex,"), 2, ("empty 'id'",)),
+    (0, lambda r: r.replace(",cat,", ",,"), 2, ("real word", "empty 'word'")),
+    (0, lambda r: r.replace(",0,cat,", ",lots,cat,"), 2, ("'frequency'",)),
+], ids=["field-count", "empty-id", "empty-word", "bad-frequency"])
+def test_wrong_field_count_and_empty_fields(tmp_path, row, edit, line, needles):
     rows = lex_rows()
-    rows[1] = rows[1] + ",extra"
+    rows[row] = edit(rows[row])
     f = write(tmp_path / "gold.csv", LEX_HEADER, rows)
     with pytest.raises(InputError) as e:
         load_lexical_gold(f)
-    _one_line(e, f, 3, "expected 8 fields, got 9")
-    rows = lex_rows()
-    rows[0] = rows[0].replace(",1,Alex,", ",,Alex,")
-    write(f, LEX_HEADER, rows)
-    with pytest.raises(InputError) as e:
-        load_lexical_gold(f)
-    _one_line(e, f, 2, "empty 'id'")
-    rows = lex_rows()
-    rows[0] = rows[0].replace(",cat,", ",,")
-    write(f, LEX_HEADER, rows)
-    with pytest.raises(InputError) as e:
-        load_lexical_gold(f)
-    _one_line(e, f, 2, "real word", "empty 'word'")
-    rows = lex_rows()
-    rows[0] = rows[0].replace(",0,cat,", ",lots,cat,")
-    write(f, LEX_HEADER, rows)
-    with pytest.raises(InputError) as e:
-        load_lexical_gold(f)
-    _one_line(e, f, 2, "'frequency'")
+    _one_line(e, f, line, *needles)
 
 
 # -- submission -----------------------------------------------------------------------------------------

@@ -35,12 +35,14 @@ class Estimate:
         return asdict(self)
 
 
-def _vector(values, name: str) -> np.ndarray:
+def _array(values, name: str, ndim: int = 1) -> np.ndarray:
+    """Per-item scores as a finite float array: (n,) for one run, (n_seeds, n_items) for several."""
     arr = np.asarray(values, dtype=float)
-    if arr.ndim != 1:
-        raise InputError(f"{name} must be a 1-D array of per-item scores, got shape {arr.shape}")
+    if arr.ndim != ndim:
+        shape = "1-D array of per-item scores" if ndim == 1 else "2-D (n_seeds, n_items)"
+        raise InputError(f"{name} must be a {shape}, got shape {arr.shape}")
     if arr.size == 0:
-        raise InputError(f"{name} is empty: there are no items to score")
+        raise InputError(f"{name} is empty (shape {arr.shape}): there are no items to score")
     if not np.all(np.isfinite(arr)):
         raise InputError(f"{name} contains {int(np.sum(~np.isfinite(arr)))} NaN/inf value(s)")
     return arr
@@ -109,7 +111,7 @@ def _estimate(matrix, clusters, n_boot, level, seed, p_value=False) -> Estimate:
 def bootstrap_ci(values, clusters=None, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> Estimate:
     """Percentile CI of mean accuracy. With ``clusters`` (e.g. document ids) whole clusters are resampled,
     because items sharing a source are not independent and an item bootstrap would be too narrow."""
-    return _estimate(_vector(values, "values")[None, :], clusters, n_boot, level, seed)
+    return _estimate(_array(values, "values")[None, :], clusters, n_boot, level, seed)
 
 
 def hierarchical_ci(matrix, clusters=None, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> Estimate:
@@ -117,18 +119,11 @@ def hierarchical_ci(matrix, clusters=None, n_boot: int = 10_000, level: float = 
 
     Resampling seeds as well counts run-to-run variance, which an item bootstrap of one run ignores.
     """
-    arr = np.asarray(matrix, dtype=float)
-    if arr.ndim != 2:
-        raise InputError(f"matrix must be 2-D (n_seeds, n_items), got shape {arr.shape}")
-    if arr.size == 0:
-        raise InputError(f"matrix is empty (shape {arr.shape}): there are no seeds or items to score")
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"matrix contains {int(np.sum(~np.isfinite(arr)))} NaN/inf value(s)")
-    return _estimate(arr, clusters, n_boot, level, seed)
+    return _estimate(_array(matrix, "matrix", 2), clusters, n_boot, level, seed)
 
 
 def _paired_diff(a, b) -> np.ndarray:
-    a, b = _vector(a, "a"), _vector(b, "b")
+    a, b = _array(a, "a"), _array(b, "b")
     if a.shape != b.shape:
         raise InputError(f"a and b must score the same items: {a.size} vs {b.size} scores")
     return b - a
