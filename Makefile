@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test smoke corpus views stats train tune eval clean-cache help
+.PHONY: setup test smoke corpus views stats train tune eval clean-cache help ui
 
 help:
 	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
@@ -24,6 +24,7 @@ help:
 	@echo "make views SCALE=...                 build every view (units and BPE as needed); make stats SCALE=..."
 	@echo "make train VIEW=phone SCALE=cpu      train one condition (SEED=, BUDGET=tokens|epochs|converged)"
 	@echo "make eval SCALE=...                  score every finished run of the scale (sBLIMP; layerwise, baselines, CIs)"
+	@echo "make ui PORT=5000                    the MLflow UI over runs/ on 127.0.0.1 (compare a factor's runs; Ctrl-C stops it)"
 
 setup: $(STAMP)
 
@@ -69,6 +70,11 @@ stats: setup
 
 views: setup
 	$(MODEVO) views build --config configs/views/$(SCALE).yaml
+
+# the MLflow UI over runs/mlflow.db, bound to 127.0.0.1 (see modevo/report/ui.py for comparing a factor's runs)
+PORT ?= 5000
+ui: setup
+	$(PY) -m modevo.report.ui --runs-dir runs --port $(PORT)
 
 clean-cache:
 	rm -rf cache

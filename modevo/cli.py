@@ -162,7 +162,8 @@ def cmd_eval(args) -> int:
         if not todo:
             raise InputError(f"no finished runs{' of scale ' + args.scale if args.scale else ''} in {args.runs_dir}")
     for folder, ckpt in dict.fromkeys(todo):
-        evaluate_run(folder, cfg, progress=not args.no_progress, log_mlflow=not args.no_mlflow, checkpoint=ckpt)
+        evaluate_run(folder, cfg, progress=not args.no_progress, log_mlflow=not args.no_mlflow, checkpoint=ckpt,
+                     force=args.force)
     return 0
 
 
@@ -177,6 +178,21 @@ def cmd_compare(args) -> int:
     b = [resolve_run(r, args.runs_dir, args.tracking_uri) for r in args.b]
     c = compare([Path(x) for x in a], [Path(x) for x in b], args.key, margin=args.margin)
     print(json.dumps(c, indent=2) if args.json else format_comparison(c))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from modevo.report.report import print_rows, report
+
+    views = args.views.split(",") if args.views else None
+    out = report(args.scale, args.out, args.runs_dir, args.tracking_uri, factor=args.factor, views=views)
+    if out["table3"]:
+        rows = [r for r in out["table3"] if args.factor is None or r["factor"] == args.factor]
+        print_rows(rows, f"Table 3 ({args.scale})" + (f", factor {args.factor}" if args.factor else ""), out["notes"][:2])
+    if not args.factor:
+        print_rows(out["table4"], f"Table 4 ({args.scale})", out["notes"],
+                   ["condition", "seeds", "tokens_seen", "epochs", "swuggy", "sblimp", "tsc-topic", "tsc-in-document"])
+    print(f"wrote {len(out['files'])} files to {out['files'][0].parent}")
     return 0
 
 
@@ -254,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
     ev.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
     ev.add_argument("--no-mlflow", action="store_true", help="write results to <run>/eval only")
+    ev.add_argument("--force", action="store_true", help="score again checkpoints already scored under this config")
     ev.set_defaults(func=cmd_eval)
 
     cp = stages.add_parser("compare", help="paired difference of two scored runs (or seed groups) on common items")
@@ -266,14 +283,36 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", action="store_true")
     cp.set_defaults(func=cmd_compare)
 
+    rp = stages.add_parser("report", help="Tables 3 and 4 and Figs. 1-3 from the scored runs of a scale → results/")
+    rp.add_argument("--scale", default="cpu")
+    rp.add_argument("--factor", choices=["A", "B", "C"], default=None, help="only this factor's conditions and rows")
+    rp.add_argument("--views", default=None, metavar="A,B", help="only these conditions")
+    rp.add_argument("--out", default=None, help="output folder (default results/<scale>)")
+    rp.add_argument("--runs-dir", default="runs")
+    rp.add_argument("--tracking-uri", default=None)
+    rp.set_defaults(func=cmd_report)
+
     return parser
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a message is emitted, not when main() ran: library code
+    called after main() returned (tests, notebooks) must not write to a stream that has been closed."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 def _setup_logging(verbose: bool) -> None:
     """modevo's messages go to the current stderr as 'modevo: ...' lines, once per call of main()."""
     for h in [h for h in log.handlers if getattr(h, "_modevo", False)]:
         log.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("modevo: %(message)s"))
     handler._modevo = True
     log.addHandler(handler)

@@ -115,6 +115,17 @@ def test_all_three_tasks_with_their_baselines(char_run, capsys):
     assert "word_overlap" not in summaries["eval/sblimp"]["baselines"]
 
 
+def test_a_scored_checkpoint_is_reused_unless_forced(char_run):
+    cfg = _cfg("score.n_boot=300")
+    first = evaluate_run(char_run, cfg, progress=False, log_mlflow=False)
+    summary = char_run / "eval" / Path(next(iter(first))).stem / "summary.json"
+    stamp = summary.stat().st_mtime_ns
+    assert evaluate_run(char_run, cfg, progress=False, log_mlflow=False) == first
+    assert summary.stat().st_mtime_ns == stamp  # nothing scored or written again
+    evaluate_run(char_run, cfg, progress=False, log_mlflow=False, force=True)
+    assert summary.stat().st_mtime_ns != stamp
+
+
 def test_all_milestones_give_a_training_curve(char_run):
     results = evaluate_run(char_run, _cfg("score.checkpoints=all"), progress=False)
     assert len(results) == 2  # train.milestones=2
@@ -201,6 +212,7 @@ def test_compare_refuses_different_task_sets(char_run, workdir, capsys):
     shutil.copytree(char_run, other, ignore=shutil.ignore_patterns("eval"))
     evaluate_run(char_run, _cfg(), progress=False, log_mlflow=False)
     evaluate_run(other, _cfg("tasks.blimp_per_paradigm=5"), progress=False, log_mlflow=False)
+    capsys.readouterr()
     assert main(["compare", "--a", str(char_run), "--b", str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert "different task sets" in err and err.count("\n") == 0

@@ -206,10 +206,24 @@ def _ngram(renderer: ItemRenderer, cfg: ScoringConfig):
     return lm, view
 
 
+def scored(run_dir: Path, ckpt: Path, cfg: EvalConfig) -> dict | None:
+    """The results of a checkpoint already scored under this eval config and protocol, else None. The
+    config fixes the tasks (corpus-drawn ones are a function of the run's corpus), so equal config and
+    protocol mean the same numbers: a rerun reuses them instead of scoring again."""
+    path = run_dir / "eval" / ckpt.stem / "summary.json"
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text())
+    if done.get("eval_config") != json.loads(json.dumps(to_dict(cfg))) or done.get("protocol", {}).get("hash") != protocol(cfg.score)["hash"]:
+        return None
+    return done["results"]
+
+
 def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, log_mlflow: bool = True,
-                 checkpoint: str | Path | None = None) -> dict:
+                 checkpoint: str | Path | None = None, force: bool = False) -> dict:
     """Score one run's checkpoints (cfg.score.checkpoints, or the one `checkpoint` named) on cfg's tasks;
-    returns {checkpoint name: {metric key: summary}}."""
+    returns {checkpoint name: {metric key: summary}}. Checkpoints already scored under the same config are
+    reused (force=True scores them again)."""
     from modevo.train.config import TrainStageConfig
     from modevo.train.run import load_run_weights, quiet_libraries
 
@@ -221,6 +235,12 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     sc = cfg.score
     ckpts = [Path(checkpoint)] if checkpoint is not None else checkpoints_of(run_dir, sc.checkpoints)
+    done = {} if force else {c.name: r for c in ckpts if (r := scored(run_dir, c, cfg)) is not None}
+    if len(done) == len(ckpts):
+        log.info("%s: %d checkpoint(s) already scored under this config (--force scores again)", run_dir, len(done))
+        for name, summaries in done.items():
+            _print(summaries, name, info.get("view", stage.train.view))
+        return done
     renderer = ItemRenderer(stage, stage.train.view, max_len=stage.model.max_seq_len, progress=progress)
     if sc.test_renderings is not None:
         unknown = [r for r in sc.test_renderings if r not in stage.corpus.speech.renderings]
@@ -235,8 +255,8 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
     lm, _ = _ngram(renderer, sc)
     ngram_items = {key: score_ngram(lm, rt, sc) for rt, key in rendered}
     prot = protocol(sc)
-    results = {}
-    for ckpt in ckpts:
+    results = dict(done)
+    for ckpt in [c for c in ckpts if c.name not in done]:
         model, payload = load_run_weights(ckpt)
         if payload.get("view") not in (None, renderer.spec.name):
             raise InputError(f"checkpoint {ckpt} is of view {payload.get('view')}, not {renderer.spec.name}")

@@ -171,7 +171,8 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
                "epochs": steps * r.batch_size * r.devices / dm.windows_per_epoch,
                "final_valid_loss": validation.history[-1]["valid_loss"] if validation.history else None,
                "best_valid_loss": validation.best, "params_total": counts["total"],
-               "params_non_embedding": counts["non_embedding"], "stopped_early": steps < total}
+               "params_non_embedding": counts["non_embedding"], "stopped_early": steps < total,
+               "tokens_per_word": view.manifest["tokens_per_word"]}
     logger.log_metrics({"final_valid_loss": results["final_valid_loss"] or float("nan"),
                         "epochs_seen": results["epochs"]}, step=results["tokens_seen"])
     for k in ("params_total", "params_non_embedding"):

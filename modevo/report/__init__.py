@@ -1,0 +1,1 @@
+"""Report: tracked runs → the paper's tables and figures (results/<scale>/), and the MLflow UI."""

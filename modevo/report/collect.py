@@ -1,0 +1,105 @@
+"""Scored runs of one scale, found through their MLflow tags (never through folder names).
+
+A condition is a view (plus, for speech, its tokenizer); a condition may have several seeds. Its numbers
+come from each run's latest scored checkpoint (<run>/eval/<ckpt>/summary.json, written by `modevo eval`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modevo.errors import InputError
+from modevo.views.registry import parse_view
+
+# Wang et al. (arXiv 2412.17048), converged models, as given by a secondary digest (DESIGN.md): two of its
+# derived deltas do not add up, so these are printed as "secondary source, unverified" wherever they appear.
+PAPER = {  # family → (sWUGGY, sBLIMP, tSC)
+    "text-bpe": (85.1, 74.9, 73.6), "text-char": (85.6, 73.3, 66.0), "phone-bpe": (85.0, 75.0, 70.9),
+    "phone": (85.8, 74.5, 66.6), "phone-repeat": (85.5, 66.2, 58.3), "speech": (50.8, 57.3, 52.9),
+}
+PAPER_TASKS = {"swuggy": 0, "sblimp": 1, "tsc-topic": 2}
+PAPER_NOTE = "paper: Wang et al. 2024, converged, from a secondary digest (unverified)"
+
+
+@dataclass
+class Run:
+    run_id: str
+    run_dir: Path
+    view: str
+    seed: int
+    tags: dict
+    results: dict  # run.json results: tokens_seen, epochs, ...
+    evals: dict[str, dict] = field(default_factory=dict)  # checkpoint name → {metric key: summary}
+
+    @property
+    def final(self) -> dict:
+        return self.evals[max(self.evals)] if self.evals else {}
+
+
+def condition_name(view: str) -> str:
+    """What a row is, e.g. 'speech-varied (mel-kmeans, synthetic)'; 'phone-repeat@varied (synthetic durations)'."""
+    spec = parse_view(view)
+    if spec.family == "speech":
+        return f"speech-{spec.rendering} ({spec.tokenizer}, synthetic)"
+    if spec.family == "phone-repeat":
+        return f"phone-repeat@{spec.rendering}" + (" (mean durations)" if spec.rendering == "mean" else
+                                                   " (synthetic durations)")
+    return view
+
+
+def _client(runs_dir: str | Path, tracking_uri: str | None):
+    from modevo.score.runs import _client as client
+
+    return client(runs_dir, tracking_uri)
+
+
+def collect(scale: str, runs_dir: str | Path = "runs", tracking_uri: str | None = None,
+            experiment: str = "modevo") -> list[Run]:
+    """Finished, scored training runs of `scale` (their folders must exist here)."""
+    client = _client(runs_dir, tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise InputError(f"no MLflow experiment '{experiment}' in the store of {runs_dir}: train runs first")
+    found = client.search_runs([exp.experiment_id], f"attributes.status = 'FINISHED' and tags.scale = '{scale}'",
+                               order_by=["attributes.start_time ASC"], max_results=10_000)
+    runs = []
+    for r in found:
+        folder = Path(r.data.tags.get("run_dir", ""))
+        if not (folder / "run.json").is_file():
+            continue
+        info = json.loads((folder / "run.json").read_text())
+        run = Run(r.info.run_id, folder, r.data.tags["view"], int(r.data.tags.get("seed", 0)), dict(r.data.tags),
+                  info.get("results", {}))
+        for s in sorted((folder / "eval").glob("tokens-*/summary.json")):
+            run.evals[s.parent.name] = json.loads(s.read_text())["results"]
+        runs.append(run)
+    return runs
+
+
+def by_condition(runs: list[Run]) -> dict[str, list[Run]]:
+    """view → its scored runs (one per seed; the newest run of a seed wins)."""
+    out: dict[str, dict[int, Run]] = {}
+    for r in runs:
+        if r.evals:
+            out.setdefault(parse_view(r.view).name, {})[r.seed] = r
+    return {v: [rs[s] for s in sorted(rs)] for v, rs in out.items()}
+
+
+def check_hashes(runs: list[Run]) -> dict[str, str]:
+    """task → its one task-set hash across every run; two hashes for one task is one clear error."""
+    seen: dict[str, dict[str, str]] = {}
+    for r in runs:
+        for key, s in r.final.items():
+            seen.setdefault(s["task"], {}).setdefault(s["task_hash"], r.view)
+    mixed = {t: h for t, h in seen.items() if len(h) > 1}
+    if mixed:
+        task, hashes = next(iter(mixed.items()))
+        which = ", ".join(f"{h} ({v})" for h, v in hashes.items())
+        raise InputError(f"task {task} was scored on different task sets ({which}): rescore every run with one "
+                         "tasks config (modevo eval --all) before reporting")
+    protocols = {s["protocol"]["hash"] for r in runs for s in r.final.values()}
+    if len(protocols) > 1:
+        raise InputError(f"runs were scored under different protocols ({', '.join(sorted(protocols))}): rescore")
+    return {t: next(iter(h)) for t, h in seen.items()}

@@ -1,0 +1,88 @@
+"""Fig. 1 (accuracy against training tokens and against words seen), Fig. 2 (layerwise accuracy per
+condition and task) and Fig. 3 (layerwise sWUGGY), as PNG. Each figure names its task-set hashes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modevo.report.collect import Run, condition_name
+from modevo.report.tables import keys_of
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _panels(n: int):
+    plt = _plt()
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), dpi=120, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return plt, fig, list(axes.flat[:n])
+
+
+def _finish(plt, fig, path: Path, note: str) -> Path:
+    fig.text(0.01, 0.005, note, fontsize=6, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def training_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str, str], words: bool) -> Path:
+    """Accuracy at each scored checkpoint (seed 0's run) against tokens seen, or words seen
+    (tokens / the view's tokens per word): equal tokens are not equal text across views."""
+    keys = keys_of(conditions)
+    plt, fig, axes = _panels(len(keys))
+    for ax, key in zip(axes, keys):
+        for view, runs in conditions.items():
+            run = runs[0]
+            tpw = run.results.get("tokens_per_word")
+            if words and not tpw:
+                continue
+            pts = sorted((s[key]["tokens_seen"], s[key]["acc"]["mean"]) for s in run.evals.values() if key in s)
+            if pts:
+                xs = [x / tpw if words else x for x, _ in pts]
+                ax.plot(xs, [y for _, y in pts], marker="o", ms=3, label=condition_name(view))
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_title(key.removeprefix("eval/"), fontsize=9)
+        ax.set_xlabel("words seen" if words else "training tokens seen")
+        ax.set_ylabel("pair accuracy")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=5)
+        else:
+            ax.text(0.5, 0.5, "no run records its tokens per word", ha="center", fontsize=7, transform=ax.transAxes)
+    note = "task sets " + ", ".join(f"{t} {h}" for t, h in hashes.items())
+    return _finish(plt, fig, path, note)
+
+
+def layer_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str, str],
+                 only: str | None = None) -> Path:
+    """Accuracy per layer (logit lens; 0 = embeddings) of each condition's final checkpoint, seed 0."""
+    keys = [k for k in keys_of(conditions) if only is None or k == only]
+    plt, fig, axes = _panels(len(keys))
+    for ax, key in zip(axes, keys):
+        for view, runs in conditions.items():
+            s = runs[0].final.get(key)
+            if s and s["layers"]:
+                layers = s["layers"]
+                depth = max(1, len(layers) - 1)
+                ax.plot([r["layer"] / depth for r in layers], [r["mean"] for r in layers], marker="o", ms=3,
+                        label=condition_name(view))
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_title(key.removeprefix("eval/"), fontsize=9)
+        ax.set_xlabel("relative depth (layer / n_layer)")
+        ax.set_ylabel("pair accuracy")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=5)
+    note = "task sets " + ", ".join(f"{t} {h}" for t, h in hashes.items())
+    return _finish(plt, fig, path, note)

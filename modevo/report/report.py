@@ -1,0 +1,72 @@
+"""`modevo report`: MLflow runs of one scale → results/<scale>/ (Tables 3 and 4 as Markdown, CSV and
+LaTeX; Figs. 1-3 as PNG; provenance.json naming every run, task-set hash and the scoring protocol)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from modevo.errors import InputError
+from modevo.report.collect import by_condition, check_hashes, collect
+from modevo.report.figures import layer_curves, training_curves
+from modevo.report.tables import paper_note, table3, table4, to_markdown, write_table
+from modevo.views.registry import FACTORS, parse_view
+
+
+def factor_views(factor: str | None) -> list[str] | None:
+    if factor is None:
+        return None
+    if factor not in FACTORS:
+        raise InputError(f"unknown factor '{factor}' (known: {', '.join(FACTORS)})")
+    return list(dict.fromkeys(parse_view(v).name for pair in FACTORS[factor] for v in pair))
+
+
+def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "runs", tracking_uri: str | None = None,
+           factor: str | None = None, views: list[str] | None = None) -> dict:
+    """Write the tables and figures; returns {"table4": rows, "table3": rows, "files": [...]}."""
+    runs = collect(scale, runs_dir, tracking_uri)
+    conditions = by_condition(runs)
+    wanted = views or factor_views(factor)
+    if wanted:
+        wanted = [parse_view(v).name for v in wanted]
+        missing = [v for v in wanted if v not in conditions]
+        if missing:
+            v = missing[0]
+            raise InputError(f"no scored {scale} run of {v}: make it with `modevo train --config "
+                             f"configs/train/{scale}.yaml --view {v}` then `modevo eval --all --scale {scale}`"
+                             + (f" ({len(missing) - 1} more condition(s) missing)" if len(missing) > 1 else ""))
+        conditions = {v: conditions[v] for v in wanted}
+    if not conditions:
+        raise InputError(f"no scored runs of scale {scale} in {runs_dir}: run `modevo eval --all --scale {scale}`")
+    hashes = check_hashes([r for rs in conditions.values() for r in rs])
+    protocol = next(iter(next(iter(conditions.values()))[0].final.values()))["protocol"]
+    out = Path(out or Path("results") / scale)
+    notes = [f"task sets: {', '.join(f'{t} {h}' for t, h in hashes.items())}",
+             f"scoring protocol {protocol['hash']}: {protocol['headline']} log-probability, ties within "
+             f"{protocol['tie_tolerance_nats']} nats = 0.5, {protocol['ci']}",
+             "accuracy in % with 95% CI (cluster bootstrap where items share a document; over seeds × items with "
+             "several seeds); baselines beside each task", paper_note()]
+    t4, t3 = table4(conditions), table3(conditions)
+    files = write_table(t4, out, "table4", f"Table 4 ({scale}): accuracy per condition and task", notes)
+    if t3:
+        files += write_table(t3, out, "table3", f"Table 3 ({scale}): factor deltas (after − before)", notes[:3] + [
+            "delta with paired 95% CI on the items both conditions rendered; 'cannot tell' = the CI spans 0 and "
+            "equivalence within ±2 points is not shown; MDE = minimum detectable difference at 80% power"])
+    files.append(training_curves(conditions, out / "fig1_tokens.png", hashes, words=False))
+    files.append(training_curves(conditions, out / "fig1_words.png", hashes, words=True))
+    files.append(layer_curves(conditions, out / "fig2_layers.png", hashes))
+    if any("eval/swuggy" in r.final for rs in conditions.values() for r in rs):
+        files.append(layer_curves(conditions, out / "fig3_swuggy_layers.png", hashes, only="eval/swuggy"))
+    provenance = {"scale": scale, "task_hashes": hashes, "protocol": protocol,
+                  "runs": {v: [{"mlflow_run_id": r.run_id, "run_dir": str(r.run_dir), "seed": r.seed,
+                                "checkpoint": max(r.evals), "code_version": r.tags.get("code_version")}
+                               for r in rs] for v, rs in conditions.items()}}
+    (out / "provenance.json").write_text(json.dumps(provenance, indent=1, sort_keys=True))
+    files.append(out / "provenance.json")
+    return {"table4": t4, "table3": t3, "files": files, "notes": notes}
+
+
+def print_rows(rows: list[dict], title: str, notes: list[str], columns: list[str] | None = None) -> None:
+    if columns:
+        rows = [{c: r.get(c, "") for c in columns if c in r} for r in rows]
+    print(to_markdown(rows, title, notes))
