@@ -1,0 +1,104 @@
+"""`modevo report` on a handful of fake runs in a temporary MLflow store: exactly the given conditions and
+tasks, Table 3 deltas for the factor pairs present, every format written, mixed task sets refused."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modevo.cli import main
+from modevo.errors import InputError
+from modevo.report.report import report
+from modevo.score.config import ScoringConfig
+from modevo.score.evaluate import _write_items, items_table, protocol, summarise
+from modevo.score.pairs import PairScores
+from modevo.tasks.base import Pair, TaskSet
+from modevo.tasks.render import RenderedTask
+
+N = 60
+
+
+def _task(name, shift=""):
+    return TaskSet(name, tuple(Pair(f"{name}/{i}", f"good {i}{shift}", f"bad {i}") for i in range(N)))
+
+
+def _fake_run(runs_dir: Path, view: str, acc: dict[str, float], seed=0, shift=""):
+    """A finished run folder + MLflow run with tags like the trainer's, scored like `modevo eval`."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    folder = runs_dir / "smoke" / view.replace("/", "_") / f"tokens-seed{seed}"
+    (folder / "eval" / "tokens-000000001000").mkdir(parents=True)
+    client = MlflowClient(f"sqlite:///{runs_dir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("modevo") or client.get_experiment(client.create_experiment("modevo"))
+    run = client.create_run(exp.experiment_id, tags={"view": view, "scale": "smoke", "seed": str(seed),
+                                                     "run_dir": str(folder), "factors": "A"})
+    client.set_terminated(run.info.run_id, "FINISHED")
+    (folder / "run.json").write_text(json.dumps({"mlflow_run_id": run.info.run_id, "results": {
+        "tokens_seen": 1000, "epochs": 1.5, "tokens_per_word": 2.0}}))
+    sc, summaries, tables = ScoringConfig(n_boot=300), {}, []
+    rng = np.random.default_rng(sum(map(ord, view)))  # stable across processes
+    for name, p in acc.items():
+        task = _task(name, shift)
+        rt = RenderedTask(task, view, None, [np.ones(3)] * N, [np.ones(3)] * N, [np.zeros(0)] * N, [""] * N,
+                          np.ones(N, bool), "k")
+        wins = rng.random((N, 3)) < p  # (items, L+1): correct preferred with probability p
+        ps = PairScores(np.arange(N), np.where(wins, -1.0, -2.0), np.full((N, 3), -1.5), np.full(N, 3),
+                        np.full(N, 3))
+        s = summarise(rt, ps, np.full(N, 0.5), sc)
+        s.update(checkpoint="tokens-000000001000.pt", tokens_seen=1000, protocol=protocol(sc))
+        summaries[f"eval/{name}"] = s
+        tables.append(items_table(rt, ps, np.full(N, 0.5), sc, "tokens-000000001000.pt"))
+    out = folder / "eval" / "tokens-000000001000"
+    _write_items(out / "items.parquet", tables)
+    (out / "summary.json").write_text(json.dumps({"protocol": protocol(sc), "results": summaries}))
+    return folder
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    d = tmp_path / "runs"
+    d.mkdir()
+    _fake_run(d, "text-bpe", {"sblimp": 0.6, "swuggy": 0.9})
+    _fake_run(d, "phone-bpe", {"sblimp": 0.55, "swuggy": 0.85})
+    _fake_run(d, "phone", {"sblimp": 0.5, "swuggy": 0.8})
+    return d
+
+
+def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
+    out = report("smoke", tmp_path / "results", runs_dir)
+    assert [r["view"] for r in out["table4"]] == ["text-bpe", "phone-bpe", "phone"]
+    assert {k for r in out["table4"] for k in r if k in ("swuggy", "sblimp", "tsc-topic")} == {"swuggy", "sblimp"}
+    assert out["table4"][0]["sblimp paper*"] == "74.9"  # the paper's number beside ours, marked
+    pairs = {(r["from"], r["to"], r["task"]) for r in out["table3"]}
+    assert pairs == {("text-bpe", "phone-bpe", "sblimp"), ("text-bpe", "phone-bpe", "swuggy")}  # only pairs present
+    for r in out["table3"]:
+        assert r["n"] == N and r["verdict"] in ("higher after", "lower after", "cannot tell",
+                                                "equivalent within ±2 points")
+    names = {p.name for p in out["files"]}
+    assert {"table4.md", "table4.csv", "table4.tex", "table3.md", "fig1_tokens.png", "fig2_layers.png",
+            "fig3_swuggy_layers.png", "provenance.json"} <= names
+    md = (tmp_path / "results" / "table4.md").read_text()
+    assert "secondary digest (unverified)" in md and "task sets: sblimp" in md
+    prov = json.loads((tmp_path / "results" / "provenance.json").read_text())
+    assert set(prov["runs"]) == {"text-bpe", "phone-bpe", "phone"} and set(prov["task_hashes"]) == {"sblimp", "swuggy"}
+
+
+def test_factor_report_names_the_missing_condition(runs_dir, tmp_path, capsys):
+    assert main(["report", "--scale", "smoke", "--factor", "A", "--runs-dir", str(runs_dir),
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no scored smoke run of text-char" in err and "modevo train" in err
+
+
+def test_mixed_task_sets_are_refused(runs_dir, tmp_path):
+    _fake_run(runs_dir, "text-char", {"sblimp": 0.6}, shift="x")  # other items → another task-set hash
+    with pytest.raises(InputError, match="task sblimp was scored on different task sets"):
+        report("smoke", tmp_path / "r", runs_dir)
+
+
+def test_cli_report_prints_tables(runs_dir, tmp_path, capsys):
+    assert main(["report", "--scale", "smoke", "--runs-dir", str(runs_dir), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "Table 3 (smoke)" in out and "Table 4 (smoke)" in out and "phone-bpe" in out
