@@ -6,7 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEVO := $(VENV)/bin/modevo
 STAMP := $(VENV)/.setup-stamp
-SCALE ?= smoke
+SCALE ?= cpu
+SEEDS ?= 0
+TOKENIZER ?= mel-kmeans
+FACTOR ?= all
 SEED ?= 0
 BUDGET ?= tokens
 VIEWS ?= text-bpe text-char phone-bpe phone phone-repeat@mean phone-repeat@fixed phone-repeat@varied speech-fixed speech-varied
@@ -14,7 +17,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test smoke corpus views stats train tune eval clean-cache help ui
+.PHONY: setup test smoke corpus views stats train tune eval factor-a factor-b factor-c paper plan report clean-cache help ui
 
 help:
 	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
@@ -23,6 +26,9 @@ help:
 	@echo "make corpus SCALE=smoke|cpu|paper   build one scale's corpus (text, phones, renderings)"
 	@echo "make views SCALE=...                 build every view (units and BPE as needed); make stats SCALE=..."
 	@echo "make train VIEW=phone SCALE=cpu      train one condition (SEED=, BUDGET=tokens|epochs|converged)"
+	@echo "make factor-a|factor-b|factor-c SCALE=cpu SEEDS=0,1,2 BUDGET=tokens TOKENIZER=mel-kmeans   one ablation"
+	@echo "make paper SCALE=...                 every condition, then Tables 3-4 and Figs 1-3 in results/<scale>/"
+	@echo "make plan FACTOR=A SCALE=...         what is cached, what would run and how long, before anything runs"
 	@echo "make eval SCALE=...                  score every finished run of the scale (sBLIMP; layerwise, baselines, CIs)"
 	@echo "make ui PORT=5000                    the MLflow UI over runs/ on 127.0.0.1 (compare a factor's runs; Ctrl-C stops it)"
 
@@ -56,6 +62,21 @@ tune: setup
 # one condition: make train VIEW=phone SCALE=cpu [SEED=1 BUDGET=epochs]
 train: setup
 	$(MODEVO) train --config configs/train/$(SCALE).yaml --view $(VIEW) train.seed=$(SEED) train.budget=$(BUDGET)
+
+# the factor ablations: run what is missing (cached corpus, units, views, runs, scores), then print the
+# factor's rows of Table 3; `make paper` runs every condition and writes Tables 3-4 and Figs 1-3
+FACTOR_ARGS = --scale $(SCALE) --seeds $(SEEDS) --budget $(BUDGET) --tokenizer $(TOKENIZER)
+factor-a factor-b factor-c: setup
+	$(MODEVO) factor $(subst factor-,,$@) $(FACTOR_ARGS)
+
+paper: setup
+	$(MODEVO) factor all $(FACTOR_ARGS)
+
+plan: setup
+	$(MODEVO) plan $(FACTOR) $(FACTOR_ARGS)
+
+report: setup
+	$(MODEVO) report --scale $(SCALE)
 
 # score every finished run of a scale on its tasks (layerwise, baselines, CIs → run folders and MLflow)
 eval: setup

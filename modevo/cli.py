@@ -196,6 +196,48 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _plan_args(args):
+    from modevo.pipeline import factor_views, plan
+
+    views = args.views.split(",") if getattr(args, "views", None) else factor_views(args.factor)
+    seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
+    return plan(args.scale, views, seeds, args.budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config)
+
+
+def cmd_plan(args) -> int:
+    from modevo.pipeline import format_plan
+
+    print(format_plan(_plan_args(args)))
+    return 0
+
+
+def cmd_factor(args) -> int:
+    from modevo.pipeline import factor_views, format_plan, run_steps
+    from modevo.report.report import print_rows, report
+
+    steps = _plan_args(args)
+    print(format_plan(steps), flush=True)
+    run_steps(steps)
+    factor = None if args.factor.upper() == "ALL" else args.factor.upper()
+    out = report(args.scale, None, args.runs_dir, factor=factor, views=factor_views(args.factor))
+    rows = [r for r in out["table3"] if factor is None or r["factor"] == factor]
+    print_rows(rows, f"Table 3 ({args.scale})" + (f", factor {factor}" if factor else ""), out["notes"][:2])
+    if factor is None:
+        print_rows(out["table4"], f"Table 4 ({args.scale})", out["notes"],
+                   ["condition", "seeds", "tokens_seen", "epochs", "swuggy", "sblimp", "tsc-topic", "tsc-in-document"])
+    print(f"wrote {len(out['files'])} files to {out['files'][0].parent}")
+    return 0
+
+
+def _add_plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", default="cpu")
+    p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
+    p.add_argument("--budget", default="tokens", choices=["tokens", "epochs", "converged"])
+    p.add_argument("--tokenizer", default="mel-kmeans", help="speech tokenizer of the unit views")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--eval-config", default=None, help="default configs/eval/<scale>.yaml")
+
+
 def _add_config_args(p: argparse.ArgumentParser, num_proc: str | None = None, progress: bool = False) -> None:
     p.add_argument("--config", "-c", default=None, help=CONFIG_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, highest precedence")
@@ -282,6 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--tracking-uri", default=None)
     cp.add_argument("--json", action="store_true")
     cp.set_defaults(func=cmd_compare)
+
+    pl = stages.add_parser("plan", help="what a factor (or all) would run: cached steps, missing steps, time estimates")
+    pl.add_argument("factor", nargs="?", default="all", help="A, B, C or all")
+    pl.add_argument("--views", default=None, metavar="A,B", help="plan these conditions instead of a factor's")
+    _add_plan_args(pl)
+    pl.set_defaults(func=cmd_plan)
+    fa = stages.add_parser("factor", help="run a factor's missing steps (train, eval), then print its Table 3 rows")
+    fa.add_argument("factor", help="A, B, C or all (the paper: every condition)")
+    _add_plan_args(fa)
+    fa.set_defaults(func=cmd_factor)
 
     rp = stages.add_parser("report", help="Tables 3 and 4 and Figs. 1-3 from the scored runs of a scale → results/")
     rp.add_argument("--scale", default="cpu")

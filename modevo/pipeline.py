@@ -1,0 +1,227 @@
+"""A factor ablation (or the whole paper) as a list of steps: what is cached, what would run, how long.
+
+`modevo plan` prints the steps; `modevo factor A|B|C|all` runs the missing ones in order (each as its own
+`modevo` process, argument lists only) and then prints that factor's rows of Table 3. Every stage below
+is idempotent, so "run what is missing" is also what a rerun after a crash does.
+
+Estimates are rough: training from a micro-benchmark of the scale's model on this machine (a few steps,
+cached per model shape), the other stages from rates measured here on 2 cores (2026-11-25, smoke scale:
+text 180 sentences/s, speech rendering and unit encoding ~1,000× real time, item rendering ~160 pairs/s
+per speech rendering, scoring at 3× the training throughput).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from modevo.cache import cache_root, stable_hash
+from modevo.config import load, to_dict
+from modevo.errors import InputError
+from modevo.views.registry import FACTORS, parse_view
+
+TEXT_SENTENCES_PER_S = 180.0
+AUDIO_REALTIME = 1000.0
+ITEM_PAIRS_PER_S = 160.0
+SECONDS_PER_SENTENCE = 3.2  # spoken at 160 wpm, ~8.5 words: used before a rendering exists
+
+
+@dataclass
+class Step:
+    stage: str  # corpus | rendering | units | train | eval | report
+    what: str
+    done: bool
+    estimate_s: float | None
+    command: list[str]
+
+
+def factor_views(factor: str) -> list[str]:
+    key = factor.upper()
+    if key == "ALL":
+        return list(dict.fromkeys(parse_view(v).name for pairs in FACTORS.values() for p in pairs for v in p))
+    if key not in FACTORS:
+        raise InputError(f"unknown factor '{factor}' (known: A, B, C, all)")
+    return list(dict.fromkeys(parse_view(v).name for p in FACTORS[key] for v in p))
+
+
+def _stage(scale: str, view: str, seed: int, budget: str, tokenizer: str, configs: Path):
+    from modevo.train.config import TrainStageConfig
+
+    path = configs / "train" / f"{scale}.yaml"
+    if not path.is_file():
+        raise InputError(f"no training config for scale '{scale}' ({path})")
+    return load(TrainStageConfig, path, [f"train.view={view}", f"train.seed={seed}", f"train.budget={budget}",
+                                         f"views.tokenizer={tokenizer}"])
+
+
+def _comparable(d: dict) -> dict:
+    from modevo.train.run import RUNTIME_ONLY
+
+    d = json.loads(json.dumps(d))
+    for group, keys in RUNTIME_ONLY.items():
+        for k in keys:
+            d.get(group, {}).pop(k, None)
+    d.get("model", {}).pop("vocab_size", None)  # set from the view at train time
+    d.get("model", {}).pop("max_seq_len", None)
+    return d
+
+
+def finished_run(stage, runs_dir: Path) -> Path | None:
+    """A finished run of exactly this config (found by its MLflow tags, then its config compared)."""
+    from modevo.score.runs import default_tracking_uri
+
+    db = runs_dir / "mlflow.db"
+    if not db.is_file():
+        return None
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(default_tracking_uri(runs_dir))
+    exp = client.get_experiment_by_name(stage.train.experiment)
+    if exp is None:
+        return None
+    spec = parse_view(stage.train.view, stage.views.tokenizer)
+    filt = (f"attributes.status = 'FINISHED' and tags.scale = '{stage.train.scale}' and tags.view = '{spec.name}' "
+            f"and tags.seed = '{stage.train.seed}' and tags.budget = '{stage.train.budget}'")
+    import yaml
+
+    want = _comparable(to_dict(stage))
+    for r in client.search_runs([exp.experiment_id], filt, max_results=100):
+        folder = Path(r.data.tags.get("run_dir", ""))
+        if (folder / "config.yaml").is_file() and _comparable(yaml.safe_load((folder / "config.yaml").read_text())) == want:
+            return folder
+    return None
+
+
+def _train_rate(stage) -> float:
+    """Training tokens/s of this model shape here: a few steps of a random model, cached per shape."""
+    import torch
+
+    from modevo.train.model import GPT
+    from modevo.train.run import bf16_supported
+
+    r = stage.train
+    cfg = dataclasses.replace(stage.model, vocab_size=1000, max_seq_len=max(stage.model.max_seq_len, r.seq_len))
+    key = stable_hash({"model": to_dict(cfg), "batch": r.batch_size, "seq": r.seq_len, "torch": torch.__version__,
+                       "threads": torch.get_num_threads()})
+    path = cache_root(stage.corpus.cache_dir) / "plan" / f"train-rate-{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())["tokens_per_s"]
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, 1000, (r.batch_size, r.seq_len + 1))
+    dtype = torch.bfloat16 if bf16_supported() else torch.float32
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype == torch.bfloat16):
+            _, loss = model(ids[:, :-1], targets=ids[:, 1:])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - t)
+    rate = r.batch_size * r.seq_len / min(times[1:])  # the first step warms up
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"tokens_per_s": rate}))
+    return rate
+
+
+def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens", tokenizer: str = "mel-kmeans",
+         runs_dir: str | Path = "runs", configs: str | Path = "configs", eval_config: str | Path | None = None) -> list[Step]:
+    from modevo.corpus.build import plan as corpus_plan
+    from modevo.corpus.render import rendering_paths
+    from modevo.score.config import EvalConfig
+    from modevo.score.evaluate import checkpoints_of, scored
+
+    runs_dir, configs = Path(runs_dir), Path(configs)
+    eval_path = Path(eval_config) if eval_config else configs / "eval" / f"{scale}.yaml"
+    ecfg = load(EvalConfig, eval_path if eval_path.is_file() else None)
+    mx = [sys.executable, "-m", "modevo"]
+    steps: list[Step] = []
+    base = _stage(scale, views[0], seeds[0], budget, tokenizer, configs)
+    units_, _, corpus = corpus_plan(base.corpus)
+    manifest_path = corpus.root / "manifest.json"
+    corpus_done = manifest_path.is_file()
+    sentences = sum(v["sentences"] for v in json.loads(manifest_path.read_text())["stats"]["splits"].values()) \
+        if corpus_done else None
+    max_sent = base.corpus.source.max_sentences_per_document
+    guess = sentences or (len(units_) * (max_sent or 3000))
+    steps.append(Step("corpus", f"{scale} text and phones ({len(units_)} work units)", corpus_done,
+                      None if corpus_done else guess / TEXT_SENTENCES_PER_S,
+                      mx + ["corpus", "build", "--config", str(configs / "corpus" / f"{scale}.yaml"), "--text-only"]))
+    specs = [parse_view(v, tokenizer) for v in views]
+    renderings = sorted({s.rendering if s.rendering != "mean" else base.views.mean_from
+                         for s in specs if s.frame_level})
+    audio_s = guess * SECONDS_PER_SENTENCE
+    for name in renderings:
+        done = False
+        if corpus_done:
+            paths, _ = rendering_paths(base.corpus, corpus, json.loads(manifest_path.read_text()), name)
+            done = paths.manifest.is_file()
+        steps.append(Step("rendering", f"speech rendering '{name}'", done, None if done else audio_s / AUDIO_REALTIME,
+                          mx + ["corpus", "build", "--config", str(configs / "corpus" / f"{scale}.yaml"),
+                                "--renderings", name]))
+    if any(s.family == "speech" for s in specs):
+        steps.append(Step("units", f"{tokenizer} units of {', '.join(renderings)} (reused if cached)", False,
+                          len(renderings) * audio_s / AUDIO_REALTIME,
+                          mx + ["units", "build", "--config", str(configs / "views" / f"{scale}.yaml"),
+                                "--tokenizer", tokenizer]))
+    pairs = 4020 * (ecfg.tasks.blimp_per_paradigm or 60) / 60 + (ecfg.tasks.swuggy.n_words + ecfg.tasks.swuggy.oov_words) \
+        * ecfg.tasks.swuggy.per_word + 2 * min(2100, guess / 10)
+    for spec in specs:
+        for seed in seeds:
+            stage = _stage(scale, spec.name, seed, budget, tokenizer, configs)
+            folder = finished_run(stage, runs_dir)
+            rate = _train_rate(stage)
+            tokens = stage.train.max_tokens if budget != "epochs" else None
+            steps.append(Step("train", f"{spec.name} seed {seed} ({budget})", folder is not None,
+                              None if folder is not None or tokens is None else tokens / rate,
+                              mx + ["train", "--config", str(configs / "train" / f"{scale}.yaml"), "--view", spec.name,
+                                    f"train.seed={seed}", f"train.budget={budget}", f"views.tokenizer={tokenizer}",
+                                    "--no-progress"]))
+            scored_ok = folder is not None and all(scored(folder, c, ecfg) is not None
+                                                   for c in checkpoints_of(folder, ecfg.score.checkpoints))
+            n_ckpt = stage.train.milestones if ecfg.score.checkpoints == "all" else 1
+            item_tokens = 150 if spec.frame_level else 25
+            grid = 3 if spec.family == "speech" else 1
+            render_s = pairs * grid / ITEM_PAIRS_PER_S if spec.frame_level else pairs / 2000
+            score_s = n_ckpt * grid * pairs * 2 * item_tokens / (3 * rate)
+            steps.append(Step("eval", f"{spec.name} seed {seed}: {', '.join(ecfg.tasks.names)}", scored_ok,
+                              None if scored_ok else render_s + score_s,
+                              mx + ["eval", "--all", "--scale", scale, "--config", str(eval_path), "--no-progress"]))
+    return steps
+
+
+def format_plan(steps: list[Step]) -> str:
+    lines = [f"{'stage':<10} {'status':<8} {'estimate':>10}  what"]
+    todo = 0.0
+    for s in steps:
+        est = "—" if s.done else ("?" if s.estimate_s is None else _dur(s.estimate_s))
+        todo += 0 if s.done or s.estimate_s is None else s.estimate_s
+        lines.append(f"{s.stage:<10} {'cached' if s.done else 'to run':<8} {est:>10}  {s.what}")
+    n = sum(not s.done for s in steps)
+    lines.append(f"{n} of {len(steps)} steps to run, about {_dur(todo)} on this machine (rough; see modevo/pipeline.py)")
+    return "\n".join(lines)
+
+
+def _dur(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else (f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h")
+
+
+def run_steps(steps: list[Step]) -> None:
+    """Run the missing steps in order; eval runs once for all runs of the scale (it skips scored ones)."""
+    seen: set[tuple] = set()
+    for s in steps:
+        if s.done or tuple(s.command) in seen:
+            continue
+        seen.add(tuple(s.command))
+        print(f"modevo: {s.stage}: {s.what}", flush=True)
+        code = subprocess.run(s.command).returncode
+        if code != 0:
+            raise InputError(f"step '{s.stage}: {s.what}' failed (exit {code}); its finished work is kept: rerun "
+                             "the same command to go on")
