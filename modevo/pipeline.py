@@ -214,10 +214,12 @@ def _dur(s: float) -> str:
 
 
 def run_steps(steps: list[Step]) -> None:
-    """Run the missing steps in order; eval runs once for all runs of the scale (it skips scored ones)."""
+    """Run the missing steps: building and training first, then scoring, which is one `eval --all` for the
+    scale (it scores every finished run and skips those already scored)."""
     seen: set[tuple] = set()
-    for s in steps:
-        if s.done or tuple(s.command) in seen:
+    todo = [s for s in steps if not s.done and s.stage != "eval"] + [s for s in steps if not s.done and s.stage == "eval"]
+    for s in todo:
+        if tuple(s.command) in seen:
             continue
         seen.add(tuple(s.command))
         print(f"modevo: {s.stage}: {s.what}", flush=True)
