@@ -49,14 +49,14 @@ def factor_views(factor: str) -> list[str]:
     return list(dict.fromkeys(parse_view(v).name for p in FACTORS[key] for v in p))
 
 
-def _stage(scale: str, view: str, seed: int, budget: str, tokenizer: str, configs: Path):
+def _stage(scale: str, view: str, seed: int, budget: str, tokenizer: str, configs: Path, overrides=()):
     from modevo.train.config import TrainStageConfig
 
     path = configs / "train" / f"{scale}.yaml"
     if not path.is_file():
         raise InputError(f"no training config for scale '{scale}' ({path})")
     return load(TrainStageConfig, path, [f"train.view={view}", f"train.seed={seed}", f"train.budget={budget}",
-                                         f"views.tokenizer={tokenizer}"])
+                                         f"views.tokenizer={tokenizer}", *overrides])
 
 
 def _comparable(d: dict) -> dict:
@@ -132,7 +132,10 @@ def _train_rate(stage) -> float:
 
 
 def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens", tokenizer: str = "mel-kmeans",
-         runs_dir: str | Path = "runs", configs: str | Path = "configs", eval_config: str | Path | None = None) -> list[Step]:
+         runs_dir: str | Path = "runs", configs: str | Path = "configs", eval_config: str | Path | None = None,
+         overrides: list[str] = (), eval_overrides: list[str] = ()) -> list[Step]:
+    """The steps of these conditions × seeds in data-flow order, each marked cached or to run, with an
+    estimate. `overrides` (key=value) apply to every run's config, as on the command line."""
     from modevo.corpus.build import plan as corpus_plan
     from modevo.corpus.render import rendering_paths
     from modevo.score.config import EvalConfig
@@ -140,10 +143,12 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
 
     runs_dir, configs = Path(runs_dir), Path(configs)
     eval_path = Path(eval_config) if eval_config else configs / "eval" / f"{scale}.yaml"
-    ecfg = load(EvalConfig, eval_path if eval_path.is_file() else None)
+    ecfg = load(EvalConfig, eval_path if eval_path.is_file() else None, eval_overrides)
     mx = [sys.executable, "-m", "modevo"]
+    corpus_over = [o.removeprefix("corpus.") for o in overrides if o.startswith("corpus.")]  # the corpus command's keys
+    views_over = [o for o in overrides if o.split(".")[0] in ("corpus", "units", "views")]
     steps: list[Step] = []
-    base = _stage(scale, views[0], seeds[0], budget, tokenizer, configs)
+    base = _stage(scale, views[0], seeds[0], budget, tokenizer, configs, overrides)
     units_, _, corpus = corpus_plan(base.corpus)
     manifest_path = corpus.root / "manifest.json"
     corpus_done = manifest_path.is_file()
@@ -153,7 +158,8 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
     guess = sentences or (len(units_) * (max_sent or 3000))
     steps.append(Step("corpus", f"{scale} text and phones ({len(units_)} work units)", corpus_done,
                       None if corpus_done else guess / TEXT_SENTENCES_PER_S,
-                      mx + ["corpus", "build", "--config", str(configs / "corpus" / f"{scale}.yaml"), "--text-only"]))
+                      mx + ["corpus", "build", "--config", str(configs / "corpus" / f"{scale}.yaml"), "--text-only",
+                            *corpus_over]))
     specs = [parse_view(v, tokenizer) for v in views]
     renderings = sorted({s.rendering if s.rendering != "mean" else base.views.mean_from
                          for s in specs if s.frame_level})
@@ -165,17 +171,17 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
             done = paths.manifest.is_file()
         steps.append(Step("rendering", f"speech rendering '{name}'", done, None if done else audio_s / AUDIO_REALTIME,
                           mx + ["corpus", "build", "--config", str(configs / "corpus" / f"{scale}.yaml"),
-                                "--renderings", name]))
+                                "--renderings", name, *corpus_over]))
     if any(s.family == "speech" for s in specs):
         steps.append(Step("units", f"{tokenizer} units of {', '.join(renderings)} (reused if cached)", False,
                           len(renderings) * audio_s / AUDIO_REALTIME,
                           mx + ["units", "build", "--config", str(configs / "views" / f"{scale}.yaml"),
-                                "--tokenizer", tokenizer]))
+                                "--tokenizer", tokenizer, *views_over]))
     pairs = 4020 * (ecfg.tasks.blimp_per_paradigm or 60) / 60 + (ecfg.tasks.swuggy.n_words + ecfg.tasks.swuggy.oov_words) \
         * ecfg.tasks.swuggy.per_word + 2 * min(2100, guess / 10)
     for spec in specs:
         for seed in seeds:
-            stage = _stage(scale, spec.name, seed, budget, tokenizer, configs)
+            stage = _stage(scale, spec.name, seed, budget, tokenizer, configs, overrides)
             folder = finished_run(stage, runs_dir)
             rate = _train_rate(stage)
             tokens = stage.train.max_tokens if budget != "epochs" else None
@@ -183,7 +189,7 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
                               None if folder is not None or tokens is None else tokens / rate,
                               mx + ["train", "--config", str(configs / "train" / f"{scale}.yaml"), "--view", spec.name,
                                     f"train.seed={seed}", f"train.budget={budget}", f"views.tokenizer={tokenizer}",
-                                    "--no-progress"]))
+                                    *overrides, f"train.runs_dir={runs_dir}", "--no-progress"]))
             scored_ok = folder is not None and all(scored(folder, c, ecfg) is not None
                                                    for c in checkpoints_of(folder, ecfg.score.checkpoints))
             n_ckpt = stage.train.milestones if ecfg.score.checkpoints == "all" else 1
@@ -193,7 +199,8 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
             score_s = n_ckpt * grid * pairs * 2 * item_tokens / (3 * rate)
             steps.append(Step("eval", f"{spec.name} seed {seed}: {', '.join(ecfg.tasks.names)}", scored_ok,
                               None if scored_ok else render_s + score_s,
-                              mx + ["eval", "--all", "--scale", scale, "--config", str(eval_path), "--no-progress"]))
+                              mx + ["eval", "--all", "--scale", scale, "--config", str(eval_path), "--runs-dir",
+                                    str(runs_dir), *eval_overrides, "--no-progress"]))
     return steps
 
 

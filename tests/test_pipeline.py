@@ -1,0 +1,68 @@
+"""`modevo plan` marks exactly what is cached and what would run; `modevo factor` runs the missing steps."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_run_overrides
+from modevo.cli import main
+from modevo.corpus import synth
+from modevo.errors import InputError
+from modevo.pipeline import factor_views, format_plan, plan
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_espeak = pytest.mark.skipif(not synth.backend_available("espeak"), reason="espeak-ng not installed")
+EVAL = ["tasks.names=[sblimp]", "tasks.blimp_per_paradigm=2", "score.n_boot=200"]
+
+
+def _plan(novels, tmp_path, views):
+    over = [o for o in tiny_run_overrides(novels, tmp_path) if not o.startswith("train.runs_dir")]
+    return plan("smoke", views, [0], runs_dir=tmp_path / "runs", configs=ROOT / "configs", overrides=over,
+                eval_overrides=EVAL)
+
+
+def _status(steps):
+    return [(s.stage, s.what.split(" (")[0].split(":")[0], s.done) for s in steps]
+
+
+def test_factor_views_come_from_the_registry():
+    assert factor_views("A") == ["text-bpe", "phone-bpe", "text-char", "phone"]
+    assert "speech@varied/mel-kmeans" in factor_views("c") and len(factor_views("all")) == 9
+    with pytest.raises(InputError, match="unknown factor"):
+        factor_views("D")
+
+
+def test_plan_on_a_half_built_cache_lists_exactly_the_missing_steps(novels, cache, tmp_path):
+    views = ["text-char", "phone"]
+    steps = _plan(novels, tmp_path, views)
+    assert _status(steps) == [("corpus", "smoke text and phones", False),
+                              ("train", "text-char seed 0", False), ("eval", "text-char seed 0", False),
+                              ("train", "phone seed 0", False), ("eval", "phone seed 0", False)]
+    assert all(s.estimate_s is not None and s.estimate_s > 0 for s in steps)
+    # build the corpus and train + score one condition: exactly those steps turn cached
+    corpus = steps[0].command[3:]
+    assert main(corpus + ["--no-progress"]) == 0
+    train = steps[1].command[3:]
+    train[train.index("--config") + 1] = str(ROOT / "configs/train/smoke.yaml")
+    assert main(train) == 0
+    assert main(["eval", "--all", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--no-progress",
+                 "--no-mlflow", "--config", str(ROOT / "configs/eval/smoke.yaml"), *EVAL]) == 0
+    after = _plan(novels, tmp_path, views)
+    assert [s.done for s in after] == [True, True, True, False, False]
+    text = format_plan(after)
+    assert "2 of 5 steps to run" in text and "cached" in text
+
+
+@needs_espeak
+def test_plan_lists_renderings_and_units_for_frame_views(novels, cache, tmp_path):
+    steps = _plan(novels, tmp_path, ["phone-repeat@mean", "speech@fixed/mel-kmeans"])
+    stages = [s.stage for s in steps]
+    assert stages == ["corpus", "rendering", "rendering", "units", "train", "eval", "train", "eval"]
+    assert {s.what for s in steps if s.stage == "rendering"} == {"speech rendering 'fixed'",
+                                                                 "speech rendering 'varied'"}  # mean_from=varied
+
+
+def test_plan_cli_bad_scale_is_one_line(capsys, tmp_path):
+    assert main(["plan", "A", "--scale", "nosuch", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no training config for scale 'nosuch'" in err
