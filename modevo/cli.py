@@ -222,6 +222,8 @@ def cmd_factor(args) -> int:
     out = report(args.scale, None, args.runs_dir, factor=factor, views=factor_views(args.factor))
     rows = [r for r in out["table3"] if factor is None or r["factor"] == factor]
     print_rows(rows, f"Table 3 ({args.scale})" + (f", factor {factor}" if factor else ""), out["notes"][:2])
+    if out["units"] and factor in (None, "C"):
+        print_rows(out["units"], f"Unit quality ({args.scale})", [])
     if factor is None:
         print_rows(out["table4"], f"Table 4 ({args.scale})", out["notes"],
                    ["condition", "seeds", "tokens_seen", "epochs", "swuggy", "sblimp", "tsc-topic", "tsc-in-document"])

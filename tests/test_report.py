@@ -66,6 +66,23 @@ def runs_dir(tmp_path):
     return d
 
 
+def test_unit_quality_sits_beside_factor_c(tmp_path):
+    d = tmp_path / "runs"
+    d.mkdir()
+    _fake_run(d, "phone-repeat@varied", {"swuggy": 0.8})
+    run = _fake_run(d, "speech@varied/mel-kmeans", {"swuggy": 0.55})
+    info = json.loads((run / "run.json").read_text())
+    info["results"]["units"] = {"tokenizer": "mel-kmeans", "vocab_size": 500,
+                                "quality": {"pnmi": 0.52, "phone_purity": 0.6, "cluster_purity": 0.3, "units_used": 480}}
+    (run / "run.json").write_text(json.dumps(info))
+    out = report("smoke", tmp_path / "r", d, factor="C", views=["phone-repeat@varied", "speech-varied"])
+    assert out["units"] == [{"condition": "speech-varied (mel-kmeans, synthetic)", "tokenizer": "mel-kmeans",
+                             "K": 500, "PNMI": "0.520", "phone purity": "0.600", "cluster purity": "0.300",
+                             "units used": 480}]
+    assert [(r["factor"], r["task"]) for r in out["table3"]] == [("C", "swuggy")]
+    assert (tmp_path / "r" / "units.md").is_file()
+
+
 def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
     out = report("smoke", tmp_path / "results", runs_dir)
     assert [r["view"] for r in out["table4"]] == ["text-bpe", "phone-bpe", "phone"]

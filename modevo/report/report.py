@@ -9,7 +9,7 @@ from pathlib import Path
 from modevo.errors import InputError
 from modevo.report.collect import by_condition, check_hashes, collect
 from modevo.report.figures import layer_curves, training_curves
-from modevo.report.tables import paper_note, table3, table4, to_markdown, write_table
+from modevo.report.tables import paper_note, table3, table4, to_markdown, units_table, write_table
 from modevo.views.registry import FACTORS, parse_view
 
 
@@ -52,7 +52,17 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
         files += write_table(t3, out, "table3", f"Table 3 ({scale}): factor deltas (after − before)", notes[:3] + [
             "delta with paired 95% CI on the items both conditions rendered; 'cannot tell' = the CI spans 0 and "
             "equivalence within ±2 points is not shown; MDE = minimum detectable difference at 80% power"])
+    units = units_table(conditions)
+    if units:
+        files += write_table(units, out, "units", f"Unit quality ({scale}), beside factor C", [
+            "held-out (valid + test) frames without silence; PNMI = I(phone; unit) / H(phone); a run trained "
+            "before units were recorded shows —"])
     files.append(training_curves(conditions, out / "fig1_tokens.png", hashes, words=False))
+    units = units_table(conditions)
+    if units:
+        files += write_table(units, out, "units", f"Unit quality ({scale}), beside factor C", [
+            "held-out (valid + test) frames without silence; PNMI = I(phone; unit) / H(phone); a run trained "
+            "before units were recorded shows —"])
     files.append(training_curves(conditions, out / "fig1_words.png", hashes, words=True))
     files.append(layer_curves(conditions, out / "fig2_layers.png", hashes))
     if any("eval/swuggy" in r.final for rs in conditions.values() for r in rs):
@@ -63,7 +73,7 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
                                for r in rs] for v, rs in conditions.items()}}
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1, sort_keys=True))
     files.append(out / "provenance.json")
-    return {"table4": t4, "table3": t3, "files": files, "notes": notes}
+    return {"table4": t4, "table3": t3, "units": units, "files": files, "notes": notes}
 
 
 def print_rows(rows: list[dict], title: str, notes: list[str], columns: list[str] | None = None) -> None:

@@ -128,6 +128,22 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
     return rows
 
 
+def units_table(conditions: dict[str, list[Run]]) -> list[dict]:
+    """Held-out unit quality (without silence frames) of each speech condition, beside factor C."""
+    rows = []
+    for view, runs in conditions.items():
+        if parse_view(view).family != "speech":
+            continue
+        u = runs[0].results.get("units")
+        q = (u or {}).get("quality", {})
+        rows.append({"condition": condition_name(view), "tokenizer": parse_view(view).tokenizer,
+                     "K": (u["vocab_size"] if u else "—"), "PNMI": f"{q['pnmi']:.3f}" if q else "—",
+                     "phone purity": f"{q['phone_purity']:.3f}" if q else "—",
+                     "cluster purity": f"{q['cluster_purity']:.3f}" if q else "—",
+                     "units used": q.get("units_used", "—") if q else "—"})
+    return rows
+
+
 # -- rendering --------------------------------------------------------------------------------------------
 def _columns(rows: list[dict]) -> list[str]:
     cols: list[str] = []

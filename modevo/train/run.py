@@ -173,6 +173,10 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
                "best_valid_loss": validation.best, "params_total": counts["total"],
                "params_non_embedding": counts["non_embedding"], "stopped_early": steps < total,
                "tokens_per_word": view.manifest["tokens_per_word"]}
+    if "units" in view.manifest:  # speech views: the unit quality the report puts beside factor C
+        u = view.manifest["units"]
+        results["units"] = {"tokenizer": u["tokenizer"], "vocab_size": u["vocab_size"],
+                            "quality": u["quality"]["speech"]}
     logger.log_metrics({"final_valid_loss": results["final_valid_loss"] or float("nan"),
                         "epochs_seen": results["epochs"]}, step=results["tokens_seen"])
     for k in ("params_total", "params_non_embedding"):
