@@ -99,6 +99,9 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
 
     r = stage.train
     spec = parse_view(r.view, stage.views.tokenizer)
+    # an alias (speech-varied) and its canonical name (speech@varied/mel-kmeans) are one run, one key
+    r = dataclasses.replace(r, view=spec.name)
+    stage = dataclasses.replace(stage, train=r)
     view_root = build_views(stage, [spec.name], progress=progress)[spec.name]
     view = load_view(view_root)
     model_cfg = dataclasses.replace(stage.model, vocab_size=len(view.vocab), max_seq_len=max(stage.model.max_seq_len, r.seq_len))
