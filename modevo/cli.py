@@ -199,9 +199,15 @@ def cmd_report(args) -> int:
 def _plan_args(args):
     from modevo.pipeline import factor_views, plan
 
+    # one positional list: the factor first (if any), then key=value overrides, in any order with options
+    words = list(args.items)
+    args.factor = words.pop(0) if words and "=" not in words[0] else "all"
+    args.overrides = words
+
     views = args.views.split(",") if getattr(args, "views", None) else factor_views(args.factor)
     seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
-    return plan(args.scale, views, seeds, args.budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config)
+    return plan(args.scale, views, seeds, args.budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config,
+                overrides=args.overrides)
 
 
 def cmd_plan(args) -> int:
@@ -216,10 +222,12 @@ def cmd_factor(args) -> int:
     from modevo.report.report import print_rows, report
 
     steps = _plan_args(args)
+    if args.factor == "all" and args.items and args.items[0] != "all":
+        raise InputError("name the factor first: modevo factor A|B|C|all [key=value ...]")
     print(format_plan(steps), flush=True)
     run_steps(steps)
     factor = None if args.factor.upper() == "ALL" else args.factor.upper()
-    out = report(args.scale, None, args.runs_dir, factor=factor, views=factor_views(args.factor))
+    out = report(args.scale, args.out, args.runs_dir, factor=factor, views=factor_views(args.factor))
     rows = [r for r in out["table3"] if factor is None or r["factor"] == factor]
     print_rows(rows, f"Table 3 ({args.scale})" + (f", factor {factor}" if factor else ""), out["notes"][:2])
     if out["units"] and factor in (None, "C"):
@@ -328,12 +336,15 @@ def build_parser() -> argparse.ArgumentParser:
     cp.set_defaults(func=cmd_compare)
 
     pl = stages.add_parser("plan", help="what a factor (or all) would run: cached steps, missing steps, time estimates")
-    pl.add_argument("factor", nargs="?", default="all", help="A, B, C or all")
+    pl.add_argument("items", nargs="*", metavar="[FACTOR] [key=value ...]",
+                    help="A, B, C or all (default), then overrides of every run's training config")
     pl.add_argument("--views", default=None, metavar="A,B", help="plan these conditions instead of a factor's")
     _add_plan_args(pl)
     pl.set_defaults(func=cmd_plan)
     fa = stages.add_parser("factor", help="run a factor's missing steps (train, eval), then print its Table 3 rows")
-    fa.add_argument("factor", help="A, B, C or all (the paper: every condition)")
+    fa.add_argument("items", nargs="+", metavar="FACTOR [key=value ...]",
+                    help="A, B, C or all (the paper: every condition), then overrides of every run's training config")
+    fa.add_argument("--out", default=None, help="where the tables and figures go (default results/<scale>)")
     _add_plan_args(fa)
     fa.set_defaults(func=cmd_factor)
 
@@ -376,7 +387,13 @@ def _setup_logging(verbose: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may come after options too (argparse would refuse positionals split by options)
+    args, extra = parser.parse_known_args(argv)
+    target = next((name for name in ("items", "overrides") if isinstance(getattr(args, name, None), list)), None)
+    if extra and target and all("=" in e and not e.startswith("-") for e in extra):
+        getattr(args, target).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args.verbose)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     func: Callable[[argparse.Namespace], int] = args.func

@@ -66,3 +66,21 @@ def test_plan_cli_bad_scale_is_one_line(capsys, tmp_path):
     assert main(["plan", "A", "--scale", "nosuch", "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no training config for scale 'nosuch'" in err
+
+
+def test_factor_a_end_to_end_prints_its_table3_rows(novels, cache, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the steps name configs/ relative to the project, as the Makefile does
+    eval_cfg = tmp_path / "eval.yaml"
+    eval_cfg.write_text("tasks:\n  names: [sblimp]\n  blimp_per_paradigm: 2\nscore:\n  n_boot: 200\n")
+    over = [o for o in tiny_run_overrides(novels, tmp_path) if not o.startswith("train.runs_dir")]
+    argv = ["factor", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--eval-config", str(eval_cfg),
+            "--out", str(tmp_path / "results"), *over]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Table 3 (smoke), factor A" in out
+    assert "| A | text-bpe | phone-bpe | sblimp |" in out and "| A | text-char | phone | sblimp |" in out
+    assert (tmp_path / "results" / "table3.md").is_file() and (tmp_path / "results" / "fig2_layers.png").is_file()
+    # a second call finds every step cached and runs nothing
+    assert main(["plan", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--eval-config",
+                 str(eval_cfg), *over]) == 0
+    assert "0 of 9 steps to run" in capsys.readouterr().out  # corpus + 4 conditions × (train, eval)
