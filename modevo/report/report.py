@@ -58,11 +58,6 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
             "held-out (valid + test) frames without silence; PNMI = I(phone; unit) / H(phone); a run trained "
             "before units were recorded shows —"])
     files.append(training_curves(conditions, out / "fig1_tokens.png", hashes, words=False))
-    units = units_table(conditions)
-    if units:
-        files += write_table(units, out, "units", f"Unit quality ({scale}), beside factor C", [
-            "held-out (valid + test) frames without silence; PNMI = I(phone; unit) / H(phone); a run trained "
-            "before units were recorded shows —"])
     files.append(training_curves(conditions, out / "fig1_words.png", hashes, words=True))
     files.append(layer_curves(conditions, out / "fig2_layers.png", hashes))
     if any("eval/swuggy" in r.final for rs in conditions.values() for r in rs):
