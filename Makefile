@@ -95,7 +95,7 @@ views: setup
 # the MLflow UI over runs/mlflow.db, bound to 127.0.0.1 (see modevo/report/ui.py for comparing a factor's runs)
 PORT ?= 5000
 ui: setup
-	$(PY) -m modevo.report.ui --runs-dir runs --port $(PORT)
+	$(MODEVO) ui --runs-dir runs --port $(PORT)
 
 clean-cache:
 	rm -rf cache

@@ -239,6 +239,13 @@ def cmd_factor(args) -> int:
     return 0
 
 
+def cmd_ui(args) -> int:
+    from modevo.report.ui import serve
+
+    serve(args.runs_dir, args.tracking_uri, host=args.host, port=args.port, block=True)
+    return 0
+
+
 def _add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", default="cpu")
     p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
@@ -347,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--out", default=None, help="where the tables and figures go (default results/<scale>)")
     _add_plan_args(fa)
     fa.set_defaults(func=cmd_factor)
+
+    ui = stages.add_parser("ui", help="the MLflow UI over the runs, on 127.0.0.1 (Ctrl-C stops it)")
+    ui.add_argument("--runs-dir", default="runs")
+    ui.add_argument("--tracking-uri", default=None)
+    ui.add_argument("--host", default="127.0.0.1", help="another host makes the UI reachable from the network")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
 
     rp = stages.add_parser("report", help="Tables 3 and 4 and Figs. 1-3 from the scored runs of a scale → results/")
     rp.add_argument("--scale", default="cpu")
