@@ -53,7 +53,10 @@ def training_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[s
                 xs = [x / tpw if words else x for x, _ in pts]
                 ax.plot(xs, [y for _, y in pts], marker="o", ms=3, label=condition_name(view))
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-        ax.set_xscale("log")
+        epoch = [r.results["tokens_seen"] / r.results["epochs"] for rs in conditions.values() for r in rs[:1]
+                 if r.results.get("epochs")]
+        if epoch and not words:  # beyond it the smallest view repeats its data: compare at equal tokens below it
+            ax.axvline(min(epoch), color="black", lw=0.7, ls="--", label="one epoch of the smallest view")
         ax.set_title(key.removeprefix("eval/"), fontsize=9)
         ax.set_xlabel("words seen" if words else "training tokens seen")
         ax.set_ylabel("pair accuracy")
