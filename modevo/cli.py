@@ -197,14 +197,15 @@ def cmd_report(args) -> int:
 
 
 def _plan_args(args):
-    from modevo.pipeline import factor_views, plan
+    from modevo.pipeline import plan
+    from modevo.views.registry import factor_views
 
     # one positional list: the factor first (if any), then key=value overrides, in any order with options
     words = list(args.items)
     args.factor = words.pop(0) if words and "=" not in words[0] else "all"
     args.overrides = words
 
-    views = args.views.split(",") if getattr(args, "views", None) else factor_views(args.factor)
+    views = args.views.split(",") if getattr(args, "views", None) else factor_views(args.factor, args.tokenizer)
     seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
     return plan(args.scale, views, seeds, args.budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config,
                 overrides=args.overrides)
@@ -218,7 +219,8 @@ def cmd_plan(args) -> int:
 
 
 def cmd_factor(args) -> int:
-    from modevo.pipeline import factor_views, format_plan, run_steps
+    from modevo.pipeline import format_plan, run_steps
+    from modevo.views.registry import factor_views
     from modevo.report.report import print_rows, report
 
     steps = _plan_args(args)
@@ -227,7 +229,7 @@ def cmd_factor(args) -> int:
     print(format_plan(steps), flush=True)
     run_steps(steps)
     factor = None if args.factor.upper() == "ALL" else args.factor.upper()
-    out = report(args.scale, args.out, args.runs_dir, factor=factor, views=factor_views(args.factor))
+    out = report(args.scale, args.out, args.runs_dir, factor=factor, views=factor_views(args.factor, args.tokenizer))
     rows = [r for r in out["table3"] if factor is None or r["factor"] == factor]
     print_rows(rows, f"Table 3 ({args.scale})" + (f", factor {factor}" if factor else ""), out["notes"][:2])
     if out["units"] and factor in (None, "C"):

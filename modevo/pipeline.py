@@ -23,7 +23,7 @@ from pathlib import Path
 from modevo.cache import cache_root, stable_hash
 from modevo.config import load, to_dict
 from modevo.errors import InputError
-from modevo.views.registry import FACTORS, parse_view
+from modevo.views.registry import parse_view
 
 TEXT_SENTENCES_PER_S = 180.0
 AUDIO_REALTIME = 1000.0
@@ -38,15 +38,6 @@ class Step:
     done: bool
     estimate_s: float | None
     command: list[str]
-
-
-def factor_views(factor: str) -> list[str]:
-    key = factor.upper()
-    if key == "ALL":
-        return list(dict.fromkeys(parse_view(v).name for pairs in FACTORS.values() for p in pairs for v in p))
-    if key not in FACTORS:
-        raise InputError(f"unknown factor '{factor}' (known: A, B, C, all)")
-    return list(dict.fromkeys(parse_view(v).name for p in FACTORS[key] for v in p))
 
 
 def _stage(scale: str, view: str, seed: int, budget: str, tokenizer: str, configs: Path, overrides=()):
@@ -73,28 +64,21 @@ def _comparable(d: dict) -> dict:
 
 def finished_run(stage, runs_dir: Path) -> Path | None:
     """A finished run of exactly this config (found by its MLflow tags, then its config compared)."""
-    from modevo.score.runs import default_tracking_uri
-
-    db = runs_dir / "mlflow.db"
-    if not db.is_file():
-        return None
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(default_tracking_uri(runs_dir))
-    exp = client.get_experiment_by_name(stage.train.experiment)
-    if exp is None:
-        return None
-    spec = parse_view(stage.train.view, stage.views.tokenizer)
-    filt = (f"attributes.status = 'FINISHED' and tags.scale = '{stage.train.scale}' and tags.view = '{spec.name}' "
-            f"and tags.seed = '{stage.train.seed}' and tags.budget = '{stage.train.budget}'")
     import yaml
 
+    from modevo.score.runs import finished_runs
+
+    if not (runs_dir / "mlflow.db").is_file():
+        return None
+    r = stage.train
+    try:
+        found = finished_runs(runs_dir, None, r.experiment, scale=r.scale, budget=r.budget, seed=str(r.seed),
+                              view=parse_view(r.view, stage.views.tokenizer).name)
+    except InputError:  # no experiment yet: nothing trained
+        return None
     want = _comparable(to_dict(stage))
-    for r in client.search_runs([exp.experiment_id], filt, max_results=100):
-        folder = Path(r.data.tags.get("run_dir", ""))
-        if (folder / "config.yaml").is_file() and _comparable(yaml.safe_load((folder / "config.yaml").read_text())) == want:
-            return folder
-    return None
+    return next((folder for _, folder in found
+                 if _comparable(yaml.safe_load((folder / "config.yaml").read_text())) == want), None)
 
 
 def _train_rate(stage) -> float:

@@ -7,8 +7,9 @@ import pytest
 from conftest import tiny_run_overrides
 from modevo.cli import main
 from modevo.corpus import synth
-from modevo.errors import InputError
-from modevo.pipeline import factor_views, format_plan, plan
+from modevo.errors import ConfigError
+from modevo.pipeline import format_plan, plan
+from modevo.views.registry import factor_views
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_espeak = pytest.mark.skipif(not synth.backend_available("espeak"), reason="espeak-ng not installed")
@@ -28,7 +29,8 @@ def _status(steps):
 def test_factor_views_come_from_the_registry():
     assert factor_views("A") == ["text-bpe", "phone-bpe", "text-char", "phone"]
     assert "speech@varied/mel-kmeans" in factor_views("c") and len(factor_views("all")) == 9
-    with pytest.raises(InputError, match="unknown factor"):
+    assert "speech@fixed/phonetic-kmeans" in factor_views("C", "phonetic-kmeans")  # TOKENIZER= reaches the views
+    with pytest.raises(ConfigError, match="unknown factor"):
         factor_views("D")
 
 

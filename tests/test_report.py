@@ -25,7 +25,6 @@ def _task(name, shift=""):
 
 def _fake_run(runs_dir: Path, view: str, acc: dict[str, float], seed=0, shift=""):
     """A finished run folder + MLflow run with tags like the trainer's, scored like `modevo eval`."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     folder = runs_dir / "smoke" / view.replace("/", "_") / f"tokens-seed{seed}"
@@ -35,6 +34,7 @@ def _fake_run(runs_dir: Path, view: str, acc: dict[str, float], seed=0, shift=""
     run = client.create_run(exp.experiment_id, tags={"view": view, "scale": "smoke", "seed": str(seed),
                                                      "run_dir": str(folder), "factors": "A"})
     client.set_terminated(run.info.run_id, "FINISHED")
+    (folder / "config.yaml").write_text("train: {view: " + view + "}\n")  # a run folder holds its config
     (folder / "run.json").write_text(json.dumps({"mlflow_run_id": run.info.run_id, "results": {
         "tokens_seen": 1000, "epochs": 1.5, "tokens_per_word": 2.0}}))
     sc, summaries, tables = ScoringConfig(n_boot=300), {}, []

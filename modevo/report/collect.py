@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modevo.errors import InputError
+from modevo.score.runs import finished_runs
 from modevo.views.registry import parse_view
 
 # Wang et al. (arXiv 2412.17048), converged models, as given by a secondary digest (DESIGN.md): two of its
@@ -49,24 +50,11 @@ def condition_name(view: str) -> str:
     return view
 
 
-def _client(runs_dir: str | Path, tracking_uri: str | None):
-    from modevo.score.runs import _client as client
-
-    return client(runs_dir, tracking_uri)
-
-
 def collect(scale: str, runs_dir: str | Path = "runs", tracking_uri: str | None = None,
             experiment: str = "modevo") -> list[Run]:
     """Finished, scored training runs of `scale` (their folders must exist here)."""
-    client = _client(runs_dir, tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        raise InputError(f"no MLflow experiment '{experiment}' in the store of {runs_dir}: train runs first")
-    found = client.search_runs([exp.experiment_id], f"attributes.status = 'FINISHED' and tags.scale = '{scale}'",
-                               order_by=["attributes.start_time ASC"], max_results=10_000)
     runs = []
-    for r in found:
-        folder = Path(r.data.tags.get("run_dir", ""))
+    for r, folder in finished_runs(runs_dir, tracking_uri, experiment, scale=scale):
         if not (folder / "run.json").is_file():
             continue
         info = json.loads((folder / "run.json").read_text())

@@ -10,23 +10,15 @@ from modevo.errors import InputError
 from modevo.report.collect import by_condition, check_hashes, collect
 from modevo.report.figures import layer_curves, training_curves
 from modevo.report.tables import paper_note, table3, table4, to_markdown, units_table, write_table
-from modevo.views.registry import FACTORS, parse_view
-
-
-def factor_views(factor: str | None) -> list[str] | None:
-    if factor is None:
-        return None
-    if factor not in FACTORS:
-        raise InputError(f"unknown factor '{factor}' (known: {', '.join(FACTORS)})")
-    return list(dict.fromkeys(parse_view(v).name for pair in FACTORS[factor] for v in pair))
+from modevo.views.registry import DEFAULT_TOKENIZER, factor_views, parse_view
 
 
 def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "runs", tracking_uri: str | None = None,
-           factor: str | None = None, views: list[str] | None = None) -> dict:
+           factor: str | None = None, views: list[str] | None = None, tokenizer: str = DEFAULT_TOKENIZER) -> dict:
     """Write the tables and figures; returns {"table4": rows, "table3": rows, "files": [...]}."""
     runs = collect(scale, runs_dir, tracking_uri)
     conditions = by_condition(runs)
-    wanted = views or factor_views(factor)
+    wanted = views or (factor_views(factor, tokenizer) if factor else None)
     if wanted:
         wanted = [parse_view(v).name for v in wanted]
         missing = [v for v in wanted if v not in conditions]

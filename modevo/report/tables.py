@@ -14,31 +14,19 @@ from pathlib import Path
 import numpy as np
 
 from modevo.report.collect import PAPER, PAPER_NOTE, PAPER_TASKS, Run, condition_name
+from modevo.errors import InputError
 from modevo.score import stats
-from modevo.views.registry import FACTORS, parse_view
+from modevo.score.compare import compare, latest_eval, load_items
+from modevo.views.registry import DEFAULT_TOKENIZER, FACTORS, factor_pairs, parse_view
 
 TASK_ORDER = ("swuggy", "sblimp", "tsc-topic", "tsc-in-document")
 
 
-def _items(run: Run, key: str) -> dict[str, tuple[float, str]]:
-    """{item id: (headline score, cluster)} of a run's final scored checkpoint, rendered items only."""
-    import pyarrow.parquet as pq
-
-    s = run.final[key]
-    folder = run.run_dir / "eval" / max(run.evals)
-    t = pq.read_table(folder / "items.parquet", columns=["task", "test_rendering", "id", "group", "score",
-                                                         "rendered"]).to_pydict()
-    return {i: (sc, g) for task, r, i, g, sc, ok in zip(t["task"], t["test_rendering"], t["id"], t["group"],
-                                                         t["score"], t["rendered"])
-            if ok and task == s["task"] and r == s["test_rendering"]}
-
-
-def _matrix(runs: list[Run], key: str, common: list[str] | None = None):
-    per = [_items(r, key) for r in runs]
-    ids = common if common is not None else sorted(set.intersection(*(set(p) for p in per)))
-    m = np.asarray([[p[i][0] for i in ids] for p in per], dtype=float)  # (seeds, items)
-    groups = [per[0][i][1] for i in ids]
-    return m, ids, groups
+def _matrix(runs: list[Run], key: str):
+    """(seeds, items) headline scores on the items every seed rendered, and each item's cluster."""
+    per = [load_items(latest_eval(r.run_dir), key)[1] for r in runs]
+    ids = sorted(set.intersection(*(set(p) for p in per)))
+    return np.asarray([[p[i][0] for i in ids] for p in per], dtype=float), ids, [per[0][i][1] for i in ids]
 
 
 def _ci(m: np.ndarray, groups: list[str]) -> stats.Estimate:
@@ -93,38 +81,34 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
     """One row per factor pair × task: from → to accuracy, the absolute and relative delta with a paired
     (hierarchical over seeds) CI on the items both rendered, TOST, MDE and the verdict."""
     rows = []
-    for factor, pairs in FACTORS.items():
-        for a_name, b_name in pairs:
-            a_view, b_view = parse_view(a_name).name, parse_view(b_name).name
+    tokenizers = sorted({parse_view(v).tokenizer for v in conditions if parse_view(v).tokenizer}) or [None]
+    for factor in FACTORS:
+        # factor C is one pair set per speech tokenizer present (mel-kmeans, phonetic-kmeans, ...)
+        pairs = dict.fromkeys((a.name, b.name) for t in tokenizers
+                              for a, b in factor_pairs(factor, t or DEFAULT_TOKENIZER))
+        for a_view, b_view in pairs:
             if a_view not in conditions or b_view not in conditions:
                 continue
             for key in keys_of(conditions):
                 ra, rb = conditions[a_view], conditions[b_view]
                 if not all(key in r.final for r in ra + rb):
                     continue
-                ia = [_items(r, key) for r in ra]
-                ib = [_items(r, key) for r in rb]
-                common = sorted(set.intersection(*(set(p) for p in ia + ib)))
-                if not common:
+                try:
+                    c = compare([r.run_dir for r in ra], [r.run_dir for r in rb], key, margin=margin)
+                except InputError as e:  # e.g. no item both conditions rendered: say so in the row
+                    rows.append({"factor": factor, "from": condition_name(a_view), "to": condition_name(b_view),
+                                 "task": key.removeprefix("eval/"), "n": 0, "verdict": f"cannot compare: {e}"})
                     continue
-                a = np.asarray([[p[i][0] for i in common] for p in ia])
-                b = np.asarray([[p[i][0] for i in common] for p in ib])
-                groups = [ia[0][i][1] for i in common]
-                k = min(len(a), len(b))
-                clusters = groups if len(set(groups)) < len(groups) else None
-                diff = stats.hierarchical_ci(b[:k] - a[:k], clusters=clusters) if k > 1 else \
-                    stats.paired_bootstrap(a[0], b[0], clusters=clusters)
-                eq = stats.tost(a.mean(0), b.mean(0), margin=margin, clusters=clusters)
-                base = float(a.mean())
+                d = c["diff"]
                 rows.append({
                     "factor": factor, "from": condition_name(a_view), "to": condition_name(b_view),
-                    "task": key.removeprefix("eval/"), "n": len(common), "from_acc": _fmt(base),
-                    "to_acc": _fmt(float(b.mean())), "delta_abs": f"{100 * diff.mean:+.1f} [{100 * diff.lo:+.1f}, "
-                                                                  f"{100 * diff.hi:+.1f}]",
-                    "delta_rel_%": f"{100 * diff.mean / base:+.1f}" if base else "—",
-                    "tost_±2": "equivalent" if eq["equivalent"] else "not shown",
-                    "mde": f"{100 * stats.mde(len(common)):.1f}", "verdict": stats.verdict(diff, eq)
-                    .replace("b higher", "higher after").replace("b lower", "lower after")})
+                    "task": key.removeprefix("eval/"), "n": c["n_common"], "from_acc": _fmt(c["acc_a"]),
+                    "to_acc": _fmt(c["acc_b"]),
+                    "delta_abs": f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]",
+                    "delta_rel_%": f"{100 * d['mean'] / c['acc_a']:+.1f}" if c["acc_a"] else "—",
+                    "tost_±2": "equivalent" if c["tost"]["equivalent"] else "not shown",
+                    "mde": f"{100 * c['mde']:.1f}",
+                    "verdict": c["verdict"].replace("b higher", "higher after").replace("b lower", "lower after")})
     return rows
 
 

@@ -25,22 +25,23 @@ def latest_eval(run_dir: Path) -> Path:
     return found[-1]
 
 
-def load_items(eval_dir: Path, key: str) -> tuple[dict, dict[str, float]]:
-    """(summary of `key`, {item id: headline score}) of one scored checkpoint, rendered items only."""
+def load_items(eval_dir: Path, key: str) -> tuple[dict, dict[str, tuple[float, str]]]:
+    """(summary of `key`, {item id: (headline score, cluster)}) of one scored checkpoint, rendered items only."""
     import pyarrow.parquet as pq
 
     summary = json.loads((eval_dir / "summary.json").read_text())["results"]
     if key not in summary:
         raise InputError(f"{eval_dir} has no result '{key}' (it has: {', '.join(sorted(summary))})")
     s = summary[key]
-    t = pq.read_table(eval_dir / "items.parquet", columns=["task", "test_rendering", "id", "score", "rendered"])
-    t = t.to_pydict()
-    scores = {i: sc for task, r, i, sc, ok in zip(t["task"], t["test_rendering"], t["id"], t["score"], t["rendered"])
+    t = pq.read_table(eval_dir / "items.parquet", columns=["task", "test_rendering", "id", "group", "score",
+                                                           "rendered"]).to_pydict()
+    scores = {i: (sc, g) for task, r, i, g, sc, ok in zip(t["task"], t["test_rendering"], t["id"], t["group"],
+                                                           t["score"], t["rendered"])
               if ok and task == s["task"] and r == s["test_rendering"]}
     return s, scores
 
 
-def _side(run_dirs: list[Path], key: str) -> tuple[list[dict], list[dict[str, float]]]:
+def _side(run_dirs: list[Path], key: str) -> tuple[list[dict], list[dict[str, tuple[float, str]]]]:
     summaries, scores = [], []
     for d in run_dirs:
         s, sc = load_items(latest_eval(d), key)
@@ -51,7 +52,8 @@ def _side(run_dirs: list[Path], key: str) -> tuple[list[dict], list[dict[str, fl
 
 def compare(runs_a: list[Path], runs_b: list[Path], key: str = "eval/sblimp", margin: float = 0.02,
             n_boot: int = 10_000, seed: int = 0) -> dict:
-    """b − a on the common rendered items; one run or several seeds per side."""
+    """b − a on the common rendered items; one run or several seeds per side. Items that share a group
+    (tSC: a document) are resampled as clusters."""
     sa, ia = _side(runs_a, key)
     sb, ib = _side(runs_b, key)
     hashes = {s["task_hash"] for s in sa + sb}
@@ -64,14 +66,16 @@ def compare(runs_a: list[Path], runs_b: list[Path], key: str = "eval/sblimp", ma
     common = sorted(set.intersection(*(set(d) for d in ia + ib)))
     if not common:
         raise InputError(f"the runs share no rendered item of {key}")
-    a = np.asarray([[d[i] for i in common] for d in ia])  # (seeds_a, n)
-    b = np.asarray([[d[i] for i in common] for d in ib])  # (seeds_b, n)
+    a = np.asarray([[d[i][0] for i in common] for d in ia])  # (seeds_a, n)
+    b = np.asarray([[d[i][0] for i in common] for d in ib])  # (seeds_b, n)
+    groups = [ia[0][i][1] for i in common]
+    clusters = groups if len(set(groups)) < len(groups) else None
     if len(a) == 1 and len(b) == 1:
-        diff = stats.paired_bootstrap(a[0], b[0], n_boot=n_boot, seed=seed)
-    else:  # seeds differ per side: resample seeds then items of the per-seed differences
+        diff = stats.paired_bootstrap(a[0], b[0], clusters=clusters, n_boot=n_boot, seed=seed)
+    else:  # several seeds: resample seeds then items of the per-seed differences
         k = min(len(a), len(b))
-        diff = stats.hierarchical_ci(b[:k] - a[:k], n_boot=n_boot, seed=seed)
-    eq = stats.tost(a.mean(0), b.mean(0), margin=margin, n_boot=n_boot, seed=seed)
+        diff = stats.hierarchical_ci(b[:k] - a[:k], clusters=clusters, n_boot=n_boot, seed=seed)
+    eq = stats.tost(a.mean(0), b.mean(0), margin=margin, clusters=clusters, n_boot=n_boot, seed=seed)
     return {"key": key, "task_hash": hashes.pop(), "n_common": len(common),
             "n_a": [len(d) for d in ia], "n_b": [len(d) for d in ib],
             "acc_a": float(a.mean()), "acc_b": float(b.mean()), "diff": diff.as_dict(), "tost": eq,

@@ -48,19 +48,23 @@ def resolve_run(ref: str, runs_dir: str | Path = "runs", tracking_uri: str | Non
     return Path(folder)
 
 
-def find_runs(runs_dir: str | Path = "runs", tracking_uri: str | None = None, scale: str | None = None,
-              views: list[str] | None = None, experiment: str = "modevo") -> list[Path]:
-    """Finished training runs (by MLflow tags) whose folder exists here, oldest first."""
+def finished_runs(runs_dir: str | Path = "runs", tracking_uri: str | None = None, experiment: str = "modevo",
+                  **tags: str) -> list[tuple[object, Path]]:
+    """(MLflow run, run folder) of the finished training runs with these tag values whose folder exists
+    here, oldest first: the one way every command finds runs."""
     client = _client(runs_dir, tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise InputError(f"no MLflow experiment '{experiment}' in {tracking_uri or default_tracking_uri(runs_dir)}")
-    filt = ["attributes.status = 'FINISHED'"] + ([f"tags.scale = '{scale}'"] if scale else [])
+    filt = ["attributes.status = 'FINISHED'"] + [f"tags.{k} = '{v}'" for k, v in tags.items()]
     runs = client.search_runs([exp.experiment_id], " and ".join(filt), order_by=["attributes.start_time ASC"],
                               max_results=10_000)
-    out = []
-    for r in runs:
-        folder = r.data.tags.get("run_dir")
-        if folder and (Path(folder) / "config.yaml").is_file() and (not views or r.data.tags.get("view") in views):
-            out.append(Path(folder))
-    return list(dict.fromkeys(out))
+    return [(r, Path(r.data.tags["run_dir"])) for r in runs
+            if r.data.tags.get("run_dir") and (Path(r.data.tags["run_dir"]) / "config.yaml").is_file()]
+
+
+def find_runs(runs_dir: str | Path = "runs", tracking_uri: str | None = None, scale: str | None = None,
+              views: list[str] | None = None, experiment: str = "modevo") -> list[Path]:
+    """Folders of the finished training runs (of a scale, of some views), oldest first."""
+    found = finished_runs(runs_dir, tracking_uri, experiment, **({"scale": scale} if scale else {}))
+    return list(dict.fromkeys(folder for r, folder in found if not views or r.data.tags.get("view") in views))

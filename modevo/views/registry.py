@@ -94,8 +94,14 @@ def parse_view(name: str, default_tokenizer: str = DEFAULT_TOKENIZER) -> ViewSpe
 
 def factor_pairs(factor: str, default_tokenizer: str = DEFAULT_TOKENIZER) -> list[tuple[ViewSpec, ViewSpec]]:
     if factor not in FACTORS:
-        raise ConfigError(f"unknown factor '{factor}' (factors: {', '.join(FACTORS)})")
+        raise ConfigError(f"unknown factor '{factor}' (factors: {', '.join(FACTORS)}, or all)")
     return [(parse_view(a, default_tokenizer), parse_view(b, default_tokenizer)) for a, b in FACTORS[factor]]
+
+
+def factor_views(factor: str, default_tokenizer: str = DEFAULT_TOKENIZER) -> list[str]:
+    """Canonical names of the views a factor ('A', 'b', ... or 'all') compares, in pair order."""
+    factors = list(FACTORS) if factor.upper() == "ALL" else [factor.upper()]
+    return list(dict.fromkeys(s.name for f in factors for pair in factor_pairs(f, default_tokenizer) for s in pair))
 
 
 def factors_of(view: ViewSpec) -> list[str]:
