@@ -15,7 +15,8 @@ from modevo.score.config import ScoringConfig
 from modevo.score.logprob import score_spans
 from modevo.corpus.normalize import normalize
 from modevo.tasks.base import TaskSet
-from modevo.tasks.render import SEP_ID, RenderedTask
+from modevo.tasks.render import RenderedTask
+from modevo.views.registry import SEP_ID
 
 
 def item_scores(correct: np.ndarray, incorrect: np.ndarray, tol: float) -> np.ndarray:

@@ -20,6 +20,11 @@ FROM_FILES = {"ssc-csv": "storycloze_csv", "tsc-csv": "storycloze_csv", "swuggy-
 KNOWN_TASKS = BUILT_IN + tuple(FROM_FILES)
 
 
+def unknown_task(name: str) -> str:
+    match = difflib.get_close_matches(name, KNOWN_TASKS, n=1)
+    return f"unknown task '{name}'" + (f"; did you mean '{match[0]}'?" if match else f" (known: {', '.join(KNOWN_TASKS)})")
+
+
 @dataclass
 class TasksConfig:
     names: list[str] = field(default_factory=lambda: list(BUILT_IN))
@@ -35,10 +40,7 @@ class TasksConfig:
     def __post_init__(self):
         require(len(self.names) > 0, "tasks.names is empty: name at least one task")
         for n in self.names:
-            if n not in KNOWN_TASKS:
-                match = difflib.get_close_matches(n, KNOWN_TASKS, n=1)
-                require(False, f"unknown task '{n}'" + (f"; did you mean '{match[0]}'?" if match else
-                                                        f" (known: {', '.join(KNOWN_TASKS)})"))
+            require(n in KNOWN_TASKS, unknown_task(n))
             if n in FROM_FILES:
                 require(getattr(self, FROM_FILES[n]) is not None,
                         f"task {n} reads a file: set tasks.{FROM_FILES[n]}=<path>")

@@ -8,13 +8,12 @@ for every view, so every view is scored on one task set (one content hash).
 
 from __future__ import annotations
 
-import difflib
 import logging
 from pathlib import Path
 
 from modevo.errors import ConfigError, InputError
 from modevo.tasks.base import TaskSet
-from modevo.tasks.config import KNOWN_TASKS, TasksConfig
+from modevo.tasks.config import TasksConfig, unknown_task
 
 log = logging.getLogger("modevo.tasks")
 
@@ -45,9 +44,7 @@ def load_task(name: str, cfg: TasksConfig, rows: list[dict] | None = None, cache
         from modevo.tasks.zerospeech import load_syntactic_gold
 
         return load_syntactic_gold(cfg.zr_syntactic_gold)
-    match = difflib.get_close_matches(name, KNOWN_TASKS, n=1)
-    raise ConfigError(f"unknown task '{name}'" + (f"; did you mean '{match[0]}'?" if match else
-                                                  f" (known: {', '.join(KNOWN_TASKS)})"))
+    raise ConfigError(unknown_task(name))
 
 
 def _need(rows, name: str) -> list[dict]:

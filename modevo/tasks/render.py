@@ -31,14 +31,12 @@ from modevo.corpus.render import render_utterance, resolve_voices, utterance_par
 from modevo.errors import InputError
 from modevo.tasks.base import Pair, TaskSet
 from modevo.views.build import ViewContext, ViewsStageConfig, encoder_and_inputs
-from modevo.views.registry import SEP, ViewSpec, parse_view
+from modevo.views.registry import SEP_ID, ViewSpec, parse_view
 
 log = logging.getLogger("modevo.tasks")
 
 STAGE_VERSION = "tasks-render-3"
 SPEECH_TEST_RENDERINGS = ("fixed", "varied", "heldout")  # the grid a speech model is tested on
-SEP_ID = 0
-assert SEP == "<s>"  # id 0 is the separator in every view (views.registry)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from modevo.errors import ConfigError
 
 SEP = "<s>"  # id 0 in every view: the utterance boundary the trainer packs between utterances
+SEP_ID = 0
 
 
 @dataclass(frozen=True)
