@@ -1,8 +1,8 @@
 """The decoder every condition trains: a small Llama-style GPT in one file.
 
-Pre-norm blocks (RMSNorm) with rotary position embeddings, grouped-query attention through
-`F.scaled_dot_product_attention(is_causal=True)` with one fused QKV projection, a SwiGLU MLP, no biases,
-and an LM head tied to the token embedding by default.
+Pre-norm blocks (RMSNorm) with rotary position embeddings, grouped-query causal attention (attention.py:
+SDPA, with an fp32 backward when training on a CPU) behind one fused QKV projection, a SwiGLU MLP, no
+biases, and an LM head tied to the token embedding by default.
 
 The contract train and score are built against:
     model(ids)                           → logits (B, T, V), float32 even when the model runs in bf16
@@ -27,12 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from modevo.errors import ConfigError
+from modevo.train.attention import causal_attention
 from modevo.train.model_config import ModelConfig
 
 IGNORE_INDEX = -100
 INIT_STD = 0.02
-# torch >= 2.5 shares K/V heads inside SDPA (faster than repeating them, measured on this CPU)
-_SDPA_GQA = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 5)
 
 
 class RMSNorm(nn.Module):
@@ -81,14 +80,7 @@ class Attention(nn.Module):
         qk = apply_rope(qk, cos, sin)  # queries and keys rotated together, before the transpose: one pass
         q, k = qk.split([H, K], dim=2)  # (B, T, H, D), (B, T, K, D)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, D)
-        dropout_p = self.dropout if self.training else 0.0
-        if K == H:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
-        elif _SDPA_GQA:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p, enable_gqa=True)
-        else:
-            k, v = k.repeat_interleave(H // K, dim=1), v.repeat_interleave(H // K, dim=1)  # (B, H, T, D)
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
+        y = causal_attention(q, k, v, self.dropout if self.training else 0.0)  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.proj(y)
 

@@ -25,6 +25,8 @@ class LanguageModel(L.LightningModule):
         super().__init__()
         self.model = GPT(model_cfg)
         self.recipe, self.total_steps = recipe, total_steps
+        if recipe.compile:
+            self.model.compile()  # in place: the state dict keeps its keys; model.forward(...) stays eager
 
     @property
     def tokens_per_step(self) -> int:
@@ -45,7 +47,7 @@ class LanguageModel(L.LightningModule):
         for batch in loader:
             batch = batch.to(self.device)
             ids, targets = batch[:, :-1], batch[:, 1:]
-            logits = self.model(ids)  # (B, T, V) fp32
+            logits = self.model.forward(ids)  # (B, T, V) fp32; eager even when training is compiled
             losses = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
             total += float(losses.double().sum())
             count += losses.numel()
