@@ -1,0 +1,132 @@
+"""Shared by the benchmarks: machine facts, interleaved timing, a short table, the ratio line.
+
+Every benchmark times modevo against a reference *in the same run* and prints the ratio last: these
+machines are noisy, so absolute seconds alone mean little. Timings alternate between the contenders
+(A B A B ...) and report medians, so a burst of load from elsewhere hits both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/x.py` from a checkout without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, {gpu}"
+
+
+def interleaved(fns: dict, rounds: int, per_round: int = 1) -> dict[str, float]:
+    """Median seconds per call of each fn, timed in alternation: rounds × (fn_1 ×per_round, fn_2 ×per_round, ...)."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(per_round):
+                fn()
+            times[name].append((time.perf_counter() - t) / per_round)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in header]] + [[f"{c:,.1f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def verdict(name: str, ratio: float, goal: float, higher_is_better: bool = True, unit: str = "x") -> str:
+    met = ratio >= goal if higher_is_better else ratio <= goal
+    sign = ">=" if higher_is_better else "<="
+    return f"RATIO {name}: {ratio:.2f}{unit} (goal {sign} {goal:g}{unit}): {'met' if met else 'NOT met'}"
+
+
+def save(name: str, record: dict) -> None:
+    """One JSON line per bench run in bench/out/<name>.jsonl (git-ignored): date, machine, command, figures."""
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    record = {"bench": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
+              "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), **record}
+    with open(out / f"{name}.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def bf16_ok() -> bool:
+    from modevo.train.run import bf16_supported
+
+    return bf16_supported()
+
+
+def modevo_cli(args: list[str], env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """`python -m modevo ARGS` in a child (argument list, no shell); raises with its stderr on failure."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+                **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "modevo", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"modevo {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return proc
+
+
+def recipe(scale: str, vocab: int):
+    """(ModelConfig with vocab, batch_size, seq_len, compile) of configs/train/<scale>.yaml."""
+    import dataclasses
+
+    from modevo.config import load
+    from modevo.train.config import TrainStageConfig
+
+    stage = load(TrainStageConfig, ROOT / "configs" / "train" / f"{scale}.yaml", [])
+    model = dataclasses.replace(stage.model, vocab_size=vocab, max_seq_len=max(stage.model.max_seq_len, stage.train.seq_len))
+    return model, stage.train.batch_size, stage.train.seq_len, stage.train.compile
+
+
+def flops_per_token(cfg, seq_len: int) -> float:
+    """Training FLOPs per token (forward + backward), PaLM's count: 6·N + 12·L·T·d, where N counts every
+    matrix multiplied (blocks and the LM head, tied or not; not the embedding lookup) and 12·L·T·d the
+    attention scores and weighted sums (causal masking not discounted)."""
+    ff = cfg.ff_dim
+    kv = cfg.n_kv_head * cfg.head_dim
+    per_layer = cfg.d_model * (cfg.d_model + 2 * kv) + cfg.d_model * cfg.d_model + 3 * cfg.d_model * ff
+    n = cfg.n_layer * per_layer + cfg.d_model * cfg.vocab_size
+    return 6.0 * n + 12.0 * cfg.n_layer * seq_len * cfg.d_model
+
+
+def matmul_peak(device: str = "cpu", dtype=None, n: int = 4096, seconds: float = 3.0) -> float:
+    """The machine's bf16 matmul rate in FLOP/s: the best of repeated n×n @ n×n products."""
+    import torch
+
+    dtype = dtype or torch.bfloat16
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(2):
+        a @ b
+    sync()
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t = time.perf_counter()
+        a @ b
+        sync()
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t))
+    return best
