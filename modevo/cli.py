@@ -206,7 +206,10 @@ def _plan_args(args):
     args.overrides = words
 
     views = args.views.split(",") if getattr(args, "views", None) else factor_views(args.factor, args.tokenizer)
-    seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
+    try:
+        seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got '{args.seeds}'") from None
     return plan(args.scale, views, seeds, args.budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config,
                 overrides=args.overrides)
 
@@ -273,8 +276,15 @@ def _commands(stages, name: str, help: str):
     return commands
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line (no usage block), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="modevo",
         description="Controlled modality-evolution experiments on speech language models. "
                     "Stages in data-flow order: corpus → units → views → train → tasks → score → report.",

@@ -230,12 +230,13 @@ def test_normalised_text_is_a_fixed_point_of_normalize(rows):
 
 
 def test_text_that_normalize_would_change_is_not_used():
-    # "book mix" is normalised text that a second normalize turns into "book one thousand and nine"
-    texts = ["aa bb", "cc dd", "the book mix", "ee ff", "gg hh"]
+    # normalize is idempotent on its own output (tests/test_properties.py), so the guard is for rows whose text
+    # did not come from it: "book iv" would become "book four"
+    texts = ["aa bb", "cc dd", "the book iv", "ee ff", "gg hh"]
     rows = [make_row("a", i, 0, "valid", t) for i, t in enumerate(texts)]
-    rows += [make_row("b", i, 0, "test", t) for i, t in enumerate(["ab cd", "ef gh", "the book mix", "ij kl"])]
+    rows += [make_row("b", i, 0, "test", t) for i, t in enumerate(["ab cd", "ef gh", "the book iv", "ij kl"])]
     ts = build_tsc(rows, ClozeConfig(context_sentences=1, tolerance=0.5), "topic")
-    assert all("book mix" not in " ".join((p.correct, p.incorrect, *p.context)) for p in ts.pairs)
+    assert all("book iv" not in " ".join((p.correct, p.incorrect, *p.context)) for p in ts.pairs)
     assert ts.source["skipped"]["renormalises"] == 4 and ts.source["unstable_texts"] == 2
 
 

@@ -13,7 +13,9 @@ Choices worth knowing (the written form is kept elsewhere for display):
 - Old money: £/L + number → pounds, "5s." → five shillings, "6d." → six pence; "2d of May" / "23d, 1857"
   (old ordinals) → second / twenty third. "1½d" → one and a half d (the d is left as a letter).
 - "St." → street when it follows a capitalised word and is not followed by one, otherwise saint.
-- Roman numerals: after chapter/book/part/volume/act/scene/canto → cardinal ("Chapter IV" → chapter four);
+- Roman numerals: after chapter/book/part/volume/act/scene/canto (or Chap./Vol.) → cardinal ("Chapter IV" →
+  chapter four). The numeral is uppercase, or two or more of i/v/x/l in any case ("chapter iv", with any
+  punctuation between: the output must be a fixed point of normalize, and "book; mix" stays book mix);
   after a capitalised name, I/V/X numerals of 2+ letters or a lone V or X → regnal ("George III" → george the
   third); a sentence that is only a numeral of 2+ letters or V or X (a heading, "XLII.") → cardinal. A bare
   "I" is never converted.
@@ -265,9 +267,11 @@ _ABBREV_DOT = {  # only with the period: without it they are ordinary words or n
     "jan": "january", "feb": "february", "aug": "august", "sept": "september", "oct": "october",
     "nov": "november", "dec": "december", "co": "company",
 }
-# Lowercase is fine for these: they never occur as ordinary words. One alternation, one pass.
+# Lowercase is fine for these: they never occur as ordinary words. One alternation, one pass. "etc" and "vs"
+# survive into spoken text, so they are bounded by letters, not \b: "0etc" gives zero et cetera at once.
 _ANYCASE = [(r"\bi\.\s?e\.", "that is"), (r"\be\.\s?g\.", "for example"), (r"&\s?(?-i:c)\b\.?", "et cetera"),
-            (r"\betc\b\.?", "et cetera"), (r"\bvs\b\.?", "versus"), (r"\blbs?\.", "pounds"), (r"\boz\.", "ounces"),
+            (r"(?<![A-Za-z])etc(?![A-Za-z])\.?", "et cetera"), (r"(?<![A-Za-z])vs(?![A-Za-z])\.?", "versus"),
+            (r"\blbs?\.", "pounds"), (r"\boz\.", "ounces"),
             (r"&", "and"), (r"\bno\.\s?(?=\d)|#(?=\d)", "number")]
 _ANYCASE_RE = re.compile("|".join(f"({p})" for p, _ in _ANYCASE), re.I | _A)
 # Titlecase or uppercase only ("Mr", "MR"): lowercase "col", "gen" stay ordinary words. "St" is separate.
@@ -295,10 +299,14 @@ def _street(m: re.Match) -> str:
 
 _ROMAN = r"(?=[MDCLXVI])M{0,4}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
 _ROMAN_VAL = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
-_ROMAN_LOWER = r"(?=[mdclxvi]{2})m{0,4}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
-# keyword in any case; numeral all caps, or all lowercase of 2+ letters ("chapter iv", never "act i")
+# 2+ of i/v/x/l in any case (1-89): the only numerals a lowercase spoken string can still hold ("book mix" is
+# not one). They convert across any punctuation, so that "chapter; iv" and the "chapter iv" it would become
+# give one result: normalize(normalize(x)) == normalize(x).
+_ROMAN_IVXL = r"(?i:(?=[ivxl]{2})(?:xl|l?x{0,3})(?:ix|iv|v?i{0,3}))"
+# keyword in any case (not glued to letters on its left); numeral all caps, or 2+ of i/v/x/l (never "act i")
 _KEYWORD_ROMAN = re.compile(
-    r"\b((?i:chapter|book|part|volume|act|scene|canto))\.?\s+(" + _ROMAN + "|" + _ROMAN_LOWER + r")\b")
+    r"(?<![A-Za-z])((?i:chapter|book|part|volume|act|scene|canto))"
+    r"(?:[^A-Za-z0-9]+(" + _ROMAN_IVXL + r")(?![A-Za-z])|\.?\s+(" + _ROMAN + r")\b)")
 _WORD_AHEAD = re.compile(r"\s+[A-Za-z]")
 _REGNAL = re.compile(r"\b([A-Z][a-z]+)\s+(?!I\b)(?=[IVX]+\b)(X{0,3}(?:IX|IV|V?I{0,3}))\b(?!')")
 _NOT_NAMES = frozenset(  # capitalised words before a numeral that are not kings
@@ -314,7 +322,7 @@ def _roman(numeral: str) -> int:
 
 
 def _keyword_roman(m: re.Match) -> str:
-    numeral = m.group(2)
+    numeral = m.group(2) or m.group(3)
     if not numeral or numeral == "I" and (m.group(1).islower() or _WORD_AHEAD.match(m.string, m.end())):
         return m.group(0)  # invalid numeral backtracked to nothing; "Part I think", "my part I": a pronoun
     return f"{m.group(1)} {_cardinal(str(_roman(numeral)))}"
@@ -346,12 +354,12 @@ def normalize(sentence: str) -> tuple[str | None, str | None]:
     if heading and (len(heading.group(1)) > 1 or heading.group(1) in "VX"):
         return _cardinal(str(_roman(heading.group(1)))), None
     text = _ANYCASE_RE.sub(_anycase, text)
-    text = _KEYWORD_ROMAN.sub(_keyword_roman, text)
     if _REGNAL_HINT.search(text):  # the gates skip passes that cannot match: most sentences need none
         text = _REGNAL.sub(_regnal, text)
     if "St" in text or "ST" in text:
         text = _ST_RE.sub(_street, text)
     text = _ABBREV_RE.sub(_abbrev, text)
+    text = _KEYWORD_ROMAN.sub(_keyword_roman, text)  # after Chap./Vol. became chapter/volume
     if _DIGIT.search(text):
         for pattern, repl in _NUMBER_RULES:
             text = pattern.sub(repl, text)

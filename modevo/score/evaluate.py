@@ -219,13 +219,46 @@ def scored(run_dir: Path, ckpt: Path, cfg: EvalConfig) -> dict | None:
     return done["results"]
 
 
+def load_checkpoint(ckpt: str | Path, view: str, vocab: list[str]):
+    """A milestone file → (model, payload), or one line saying why this view cannot score it: unreadable
+    (not a torch file, or one that needs full unpickling), weights that do not fit their own model config,
+    another view, or another vocabulary (the same view built with other settings or another tokenizer)."""
+    from modevo.train.run import load_run_weights
+
+    try:
+        model, payload = load_run_weights(ckpt)
+    except Exception as e:  # noqa: BLE001 (corrupt, truncated, unsafe or mis-shaped: one line for all)
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        glob = next((ln for ln in lines if "Unsupported global" in ln), None)
+        if glob:  # torch's weights_only unpickler refused a class: nothing was constructed or run
+            name = glob.split("GLOBAL", 1)[-1].split()[0] if "GLOBAL" in glob else "?"
+            reason = f"it holds objects other than tensors and plain values ({name}; refused, never unpickled)"
+        elif "state_dict" in lines[0]:  # load_state_dict: the first mismatch names the tensor and both shapes
+            reason = "its weights do not fit its model config: " + next(
+                (ln for ln in lines if "size mismatch" in ln or "key(s)" in ln), lines[0])[:200]
+        elif isinstance(e, (KeyError, TypeError, ValueError)):
+            reason = f"not a modevo milestone (state_dict + model_config): {lines[0][:200]}"
+        elif lines[0].startswith("Weights only load failed"):  # torch's long advice is no use here
+            reason = "not a readable torch file (not a torch.save archive)"
+        else:
+            reason = f"not a readable torch file: {lines[0][:200]}"
+        raise InputError(f"checkpoint {ckpt} cannot be loaded as modevo weights; {reason}") from None
+    if payload.get("view") not in (None, view):
+        raise InputError(f"checkpoint {ckpt} is of view {payload.get('view')}, not {view}")
+    saved = payload.get("vocab")
+    if model.config.vocab_size != len(vocab) or (saved is not None and list(saved) != list(vocab)):
+        raise InputError(f"checkpoint {ckpt} was trained on a vocabulary of {model.config.vocab_size} tokens that "
+                         f"is not view {view}'s here ({len(vocab)} tokens): views built with other settings?")
+    return model, payload
+
+
 def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, log_mlflow: bool = True,
                  checkpoint: str | Path | None = None, force: bool = False) -> dict:
     """Score one run's checkpoints (cfg.score.checkpoints, or the one `checkpoint` named) on cfg's tasks;
     returns {checkpoint name: {metric key: summary}}. Checkpoints already scored under the same config are
     reused (force=True scores them again)."""
     from modevo.train.config import TrainStageConfig
-    from modevo.train.run import load_run_weights, quiet_libraries
+    from modevo.train.run import quiet_libraries
 
     quiet_libraries()
     run_dir = Path(run_dir)
@@ -257,9 +290,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
     prot = protocol(sc)
     results = dict(done)
     for ckpt in [c for c in ckpts if c.name not in done]:
-        model, payload = load_run_weights(ckpt)
-        if payload.get("view") not in (None, renderer.spec.name):
-            raise InputError(f"checkpoint {ckpt} is of view {payload.get('view')}, not {renderer.spec.name}")
+        model, payload = load_checkpoint(ckpt, renderer.spec.name, renderer.encoder.vocab)
         model = model.float()
         out_dir = run_dir / "eval" / ckpt.stem
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@ Two sources:
   The choice is seeded by the item id, so the same rows and config give the same task set (one content
   hash) whatever order the rows come in. A window with no length-matched candidate is skipped and counted.
   The texts are the corpus's normalised `text`, which the renderer normalises again: a sentence that this
-  would change (normalize is not idempotent on a few strings, e.g. "book mix" → "book one thousand and
-  nine") is neither used in a window nor drawn as a distractor, and the windows it spoils are counted.
+  would change (normalize is idempotent on its own output, but a row's text may come from elsewhere, e.g.
+  "book iv" → "book four") is neither used in a window nor drawn as a distractor, and the windows it spoils are counted.
   Building takes well under a second at the cpu scale (~2,500 held-out sentences), so nothing is cached.
 
 - `load_storycloze_csv` reads the standard StoryCloze CSV (Mostafazadeh et al. 2016; the validation/test

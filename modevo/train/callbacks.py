@@ -123,12 +123,17 @@ class ResumePoint(L.Callback):
 
 
 def checkpoint_step(path: Path) -> int:
-    """The global step stored in a Lightning checkpoint (read with weights_only where possible)."""
+    """The global step stored in a Lightning checkpoint, read with weights_only=True (tensors and plain values
+    only, as Lightning's own resume reads it): a file that needs full unpickling is refused, never run."""
+    from modevo.errors import InputError
+
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # Lightning stores a few plain objects; our own file, so full load is safe
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    return int(ckpt["global_step"])
+        return int(ckpt["global_step"])
+    except Exception as e:  # noqa: BLE001 (corrupt, truncated, foreign or unsafe: one line for all)
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise InputError(f"{path}: not a resume checkpoint modevo can read ({reason}); delete it to restart "
+                         f"this run from step 0") from None
 
 
 def write_json(path: Path, obj: dict) -> None:

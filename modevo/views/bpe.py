@@ -23,7 +23,13 @@ _PHONE_CHAR_BASE = 0x100
 
 
 def phone_symbols(tokens: list[str]) -> dict[str, str]:
-    return {t: chr(_PHONE_CHAR_BASE + i) for i, t in enumerate(tokens)}
+    """One character per phone token. sentencepiece NFKC-normalises its input, so characters NFKC would
+    change (U+0132 Ĳ → "IJ", U+013F Ŀ → "L·", ...) are skipped: each phone stays one symbol and BPE pieces
+    decode back to phones. The first 39 code points are all kept (the stress-free inventory is unchanged)."""
+    import unicodedata
+
+    chars = (chr(c) for c in range(_PHONE_CHAR_BASE, 0x250) if unicodedata.normalize("NFKC", chr(c)) == chr(c))
+    return dict(zip(tokens, chars))
 
 
 def train_bpe(sentences: list[str], vocab_size: int, out_root: Path, family: str, max_sentences: int) -> Path:

@@ -30,7 +30,8 @@ class ViewsConfig:
         require(self.text_bpe_vocab >= 50, "text_bpe_vocab must be at least 50")
         require(len(self.phone_bpe_candidates) > 0 and min(self.phone_bpe_candidates) >= 50,
                 "phone_bpe_candidates must be sizes of at least 50")
-        require(self.bpe_max_sentences > 0, "bpe_max_sentences must be positive")
+        require(self.bpe_max_sentences > 100,
+                "bpe_max_sentences must be more than 100 (sentencepiece's smallest sample)")
         from modevo.views.registry import parse_view
 
         for v in self.views:
