@@ -63,9 +63,10 @@ def verdict(name: str, ratio: float, goal: float, higher_is_better: bool = True,
 
 
 def save(name: str, record: dict) -> None:
-    """One JSON line per bench run in bench/out/<name>.jsonl (git-ignored): date, machine, command, figures."""
-    out = ROOT / "bench" / "out"
-    out.mkdir(exist_ok=True)
+    """One JSON line per bench run in bench/out/<name>.jsonl (git-ignored; MODEVO_BENCH_OUT moves it): date,
+    machine, command, figures."""
+    out = Path(os.environ.get("MODEVO_BENCH_OUT") or ROOT / "bench" / "out")
+    out.mkdir(parents=True, exist_ok=True)
     record = {"bench": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
               "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), **record}
     with open(out / f"{name}.jsonl", "a") as f:
@@ -130,3 +131,69 @@ def matmul_peak(device: str = "cpu", dtype=None, n: int = 4096, seconds: float =
         sync()
         best = max(best, 2 * n ** 3 / (time.perf_counter() - t))
     return best
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants, read from /proc (0 where /proc is absent)."""
+    parents, rss = {}, {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            status = (d / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        parents[int(d.name)] = int(fields.get("PPid", "0").strip() or 0)
+        rss[int(d.name)] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    tree, frontier = {root}, [root]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p and c not in tree]
+        tree.update(kids)
+        frontier.extend(kids)
+    return sum(rss.get(p, 0) for p in tree)
+
+
+def run_measured(cmd: list[str], env: dict, interval: float = 0.2) -> tuple[float, int]:
+    """Run a child (argument list), sampling the resident memory of its whole process tree (worker pools
+    included): (wall seconds, peak summed RSS in bytes). Raises SystemExit with its last stderr line on failure."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(interval)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            err.seek(0)
+            lines = err.read().strip().splitlines()
+            raise SystemExit(f"{' '.join(cmd[2:])} failed: {lines[-1] if lines else proc.returncode}")
+    return wall, peak
+
+
+def build_corpus_and_units(workdir: Path, documents: int, sentences_per_document: int, tokenizers: list[str],
+                           num_proc: int | None = None) -> dict:
+    """The cpu reproduction's corpus stage (text, phones, every training rendering) and unit stage (tokenizer
+    trained, renderings encoded) on the first `documents` vendored novels, capped at `sentences_per_document`,
+    into a fresh cache: seconds and peak RSS per stage, audio seconds per rendering."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+           "MODEVO_CACHE": str(workdir / "cache"), "MODEVO_TOKENIZERS": str(workdir / "tokenizers")}
+    size = [f"source.max_documents={documents}", f"source.max_sentences_per_document={sentences_per_document}"]
+    procs = [f"--num-proc={num_proc}"] if num_proc else []
+    py = [sys.executable, "-m", "modevo"]
+    stages = {"corpus": py + ["corpus", "build", "-c", "configs/corpus/cpu.yaml", "--no-progress", *procs, *size]}
+    for tok in tokenizers:
+        stages[f"units {tok}"] = py + ["units", "build", "-c", "configs/views/cpu.yaml", "--tokenizer", tok,
+                                       "--no-progress", *procs, *(f"corpus.{s}" for s in size)]
+    out = {"stages": {}}
+    for name, cmd in stages.items():
+        wall, peak = run_measured(cmd, env)
+        out["stages"][name] = {"seconds": wall, "peak_rss": peak}
+    stats = subprocess.run(py + ["corpus", "stats", "-c", "configs/corpus/cpu.yaml", "--json", *size], cwd=ROOT, env=env,
+                           capture_output=True, text=True, check=True)
+    info = json.loads(stats.stdout)
+    out["audio_seconds"] = {r["name"]: r["stats"]["hours"] * 3600 for r in info["renderings"].values()}
+    out["sentences"] = sum(s["sentences"] for s in info["corpus"]["stats"]["splits"].values())
+    return out

@@ -92,12 +92,12 @@ def cmd_units_build(args) -> int:
     out = build_units(stage.units, stage.corpus, progress=not args.no_progress)
     import json
 
-    print(f"{'units':<40}{'K':>6}{'phone purity':>14}{'cluster purity':>16}{'PNMI':>8}   (held-out, no silence)")
+    from modevo.units.quality import QUALITY_HEADER, quality_columns
+
+    print(f"{'units':<40}{QUALITY_HEADER}   (held-out, no silence)")
     for name, paths in out.items():
         m = json.loads(paths.manifest.read_text())
-        q = m["quality"]["speech"]
-        label = f"{m['tokenizer']} @ {name}"
-        print(f"{label:<40}{m['vocab_size']:>6}{q['phone_purity']:>14.3f}{q['cluster_purity']:>16.3f}{q['pnmi']:>8.3f}")
+        print(f"{m['tokenizer'] + ' @ ' + name:<40}{quality_columns(m['vocab_size'], m['quality']['speech'])}")
     return 0
 
 

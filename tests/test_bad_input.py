@@ -31,12 +31,19 @@ Covered elsewhere (not repeated here):
 - tests/test_views.py: misspelt view names; tests/test_report_ui.py: missing store, busy port
 """
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from modevo.cli import main
 from modevo.errors import InputError
 from tests.conftest import write_novel
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def one_line(capsys, argv, needles, code=2):
@@ -247,3 +254,22 @@ def test_corrupt_resume_checkpoint_is_one_line(tmp_path):
     assert "\n" not in str(e.value) and "last.ckpt: not a resume checkpoint" in str(e.value)
     torch.save({"global_step": 7, "state_dict": {}}, f)
     assert checkpoint_step(f) == 7
+
+
+def test_unreachable_tracking_uri_is_one_line_and_writes_nothing(tmp_path):
+    """An http tracking server nobody listens on: one line, before any view is built or run folder made."""
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    runs = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "modevo", "train", "-c", str(ROOT / "configs/train/smoke.yaml"),
+                           "--view", "phone", f"train.tracking_uri=http://127.0.0.1:{port}",
+                           f"train.runs_dir={runs}"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MODEVO_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert f"http://127.0.0.1:{port}" in lines[0] and "unreachable" in lines[0]
+    assert not (tmp_path / "cache").exists() and not runs.exists()

@@ -28,7 +28,7 @@ from modevo.shards import ShardedDir, load_shards, save_shard
 log = logging.getLogger("modevo.corpus")
 
 # Bump when the text stage's output changes for the same inputs and config.
-STAGE_VERSION = "corpus-text-1"
+STAGE_VERSION = "corpus-text-2"  # 2: roman numerals after a keyword only when 2+ letters (normalize idempotent)
 SPLITS = ("train", "valid", "test")
 
 

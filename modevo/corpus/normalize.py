@@ -29,11 +29,18 @@ import re
 import unicodedata
 from functools import lru_cache
 
-import inflect
 
 SKIP_REASONS = ("control_chars", "non_latin", "no_letters", "empty")
 
-_P = inflect.engine()
+
+
+@lru_cache(maxsize=1)
+def _inflect():
+    """The one inflect engine, made on first use: building it costs ~3 s (typeguard instruments the module),
+    which every `modevo` command that imports the corpus stage but normalises nothing would otherwise pay."""
+    import inflect
+
+    return inflect.engine()
 _A = re.ASCII  # \d and \w must mean ASCII only: other scripts' digits are not numbers we can speak
 
 # ---------------------------------------------------------------- sentence splitting
@@ -154,15 +161,15 @@ def _clean(words: str) -> str:
 @lru_cache(maxsize=65536)
 def _cardinal(digits: str) -> str:
     if len(digits) > 1 and digits[0] == "0" or len(digits) > 15:  # codes, huge numbers: digit by digit
-        return " ".join(_clean(_P.number_to_words(d)) for d in digits)
-    return _clean(_P.number_to_words(digits))
+        return " ".join(_clean(_inflect().number_to_words(d)) for d in digits)
+    return _clean(_inflect().number_to_words(digits))
 
 
 @lru_cache(maxsize=8192)
 def _ordinal(digits: str) -> str:
     if len(digits) > 15:
-        return _cardinal(digits[:-1]) + " " + _clean(_P.ordinal(_P.number_to_words(digits[-1])))
-    return _clean(_P.ordinal(_P.number_to_words(int(digits))))
+        return _cardinal(digits[:-1]) + " " + _clean(_inflect().ordinal(_inflect().number_to_words(digits[-1])))
+    return _clean(_inflect().ordinal(_inflect().number_to_words(int(digits))))
 
 
 def _decimal(whole: str, frac: str) -> str:
@@ -249,7 +256,7 @@ _NUMBER_RULES = [  # (pattern, replacement), applied in order on the folded text
     (re.compile(r"\b(\d{1,2})d\b\.?", _A), _money_unit("pence", "penny")),
     (re.compile(r"\b" + _NUM + r"\s?l\.(?!\w)", _A), lambda m: f" {_cardinal(m.group(1).replace(',', ''))} pounds "),
     (re.compile(r"\b(1[1-9]|20)?([1-9]0)s\b", _A),  # decades: 1880s → eighteen eighties, 60s → sixties
-     lambda m: " " + _P.plural(_year(m.group(1) + m.group(2)) if m.group(1) else _cardinal(m.group(2))) + " "),
+     lambda m: " " + _inflect().plural(_year(m.group(1) + m.group(2)) if m.group(1) else _cardinal(m.group(2))) + " "),
     (re.compile(_SIGNED, _A), _plain),
     (re.compile(r"\d+", _A), lambda m: f" {_number(m.group(0))} "),  # leftovers glued to letters or dots
 ]
@@ -332,7 +339,7 @@ def _regnal(m: re.Match) -> str:
     name, numeral = m.groups()
     if (len(numeral) == 1 and numeral not in "VX") or name in _NOT_NAMES:
         return m.group(0)
-    return f"{name} the {_clean(_P.ordinal(_P.number_to_words(_roman(numeral))))}"
+    return f"{name} the {_clean(_inflect().ordinal(_inflect().number_to_words(_roman(numeral))))}"
 
 
 _EDGE_APOS = re.compile(r"'{2,}|(?<![a-z])'|'(?![a-z])")

@@ -120,6 +120,7 @@ def units_table(conditions: dict[str, list[Run]]) -> list[dict]:
             continue
         u = runs[0].results.get("units")
         q = (u or {}).get("quality", {})
+        q = q if "pnmi" in q else {}  # a corpus without held-out frames has no quality to show
         rows.append({"condition": condition_name(view), "tokenizer": parse_view(view).tokenizer,
                      "K": (u["vocab_size"] if u else "—"), "PNMI": f"{q['pnmi']:.3f}" if q else "—",
                      "phone purity": f"{q['phone_purity']:.3f}" if q else "—",

@@ -19,7 +19,7 @@ from modevo.config import load, to_dict
 from modevo.errors import InputError
 from modevo.score import stats
 from modevo.score.config import EvalConfig, ScoringConfig
-from modevo.score.logprob import LENS_ROWS, PAD_MULTIPLE
+from modevo.score.logprob import LENS_ROWS, MIN_ROWS, PAD_MULTIPLE
 from modevo.score.pairs import PairScores, score_model, score_ngram, shorter_wins, word_overlap
 from modevo.tasks.registry import load_tasks
 from modevo.tasks.render import ItemRenderer, RenderedTask
@@ -37,7 +37,8 @@ def protocol(cfg: ScoringConfig) -> dict:
                      "a context longer than the model's window loses its oldest tokens (same cut for both members)",
          "layers": "hidden state l (0 = embeddings) → final_norm → LM head (logit lens); last = model output",
          "precision": "fp32 model, fp32 per-token log-probabilities, fp64 sums",
-         "batching": f"by length, padded to a multiple of {PAD_MULTIPLE}; lens rows padded to {LENS_ROWS}",
+         "batching": f"by length, padded to a multiple of {PAD_MULTIPLE}, at least {MIN_ROWS} token rows per "
+                     f"forward; lens rows padded to {LENS_ROWS}",
          "ci": f"percentile bootstrap, {cfg.n_boot} resamples, level {cfg.level}, seed {cfg.seed}",
          "equivalence": f"TOST ±{cfg.tost_margin:g}", "ngram_order": cfg.ngram_order, "level": cfg.level}
     p["hash"] = stable_hash({k: v for k, v in p.items()}, 12)

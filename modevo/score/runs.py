@@ -20,6 +20,9 @@ def _client(runs_dir: str | Path, tracking_uri: str | None):
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise InputError(f"no MLflow store at {uri[len('sqlite:///'):]}: train a run first (modevo train) or "
                          "pass --runs-dir / --tracking-uri")
+    from modevo.train.run import check_tracking_uri
+
+    check_tracking_uri(uri)
     return MlflowClient(tracking_uri=uri)
 
 

@@ -8,6 +8,7 @@ from last.ckpt; a finished run is reported, not retrained.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -63,6 +64,50 @@ def tracking_uri(stage: TrainStageConfig) -> str:
     return r.tracking_uri or f"sqlite:///{Path(r.runs_dir).resolve() / 'mlflow.db'}"
 
 
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """Serialise, between processes, what two trainers sharing one sqlite MLflow store cannot do at once:
+    create its schema, its experiment, their runs (measured: the second `CREATE TABLE` fails otherwise).
+    Metric writes during training need no lock (sqlite's own locking and busy timeout). Says when it waits."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(uri[len("sqlite:///"):] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is setting up its run in the MLflow store %s: waiting for it", lock_path.parent)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """One line now, rather than MLflow's minutes of retries and a traceback later: an http(s) tracking
+    server must accept a connection, a sqlite store's folder must be writable."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            socket.create_connection((parsed.hostname or "localhost", port), timeout=timeout).close()
+        except OSError as e:
+            raise InputError(f"MLflow tracking URI {uri} is unreachable ({e.strerror or e}): start the tracking "
+                             "server, or leave train.tracking_uri unset for the local sqlite store in runs/") from None
+    elif parsed.scheme == "sqlite":
+        folder = Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///") else None
+        if folder is not None and folder.exists() and not os.access(folder, os.W_OK):
+            raise InputError(f"MLflow store folder {folder} is not writable")
+
+
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -98,6 +143,7 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
     from modevo.train.module import LanguageModel
 
     r = stage.train
+    check_tracking_uri(tracking_uri(stage))  # before hours of view building, not after
     spec = parse_view(r.view, stage.views.tokenizer)
     # an alias (speech-varied) and its canonical name (speech@varied/mel-kmeans) are one run, one key
     r = dataclasses.replace(r, view=spec.name)
@@ -138,12 +184,13 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
     Path(r.runs_dir).mkdir(parents=True, exist_ok=True)
     # with the default sqlite store, artifacts would otherwise land in ./mlruns of whatever the cwd is
     artifacts = None if r.tracking_uri else str((Path(r.runs_dir) / "artifacts").resolve())
-    logger = MLFlowLogger(experiment_name=r.experiment, run_name=f"{spec.name} {r.budget} s{r.seed}",
-                          tracking_uri=tracking_uri(stage), tags=tags, run_id=info.get("mlflow_run_id"),
-                          artifact_location=artifacts)
-    if not info.get("mlflow_run_id"):
-        logger.log_hyperparams(_flat(to_dict(stage)))
-        logger.experiment.log_artifact(logger.run_id, str(run_dir / "config.yaml"))
+    with store_lock(tracking_uri(stage)):  # creating the store, the experiment or a run races another trainer
+        logger = MLFlowLogger(experiment_name=r.experiment, run_name=f"{spec.name} {r.budget} s{r.seed}",
+                              tracking_uri=tracking_uri(stage), tags=tags, run_id=info.get("mlflow_run_id"),
+                              artifact_location=artifacts)
+        if not info.get("mlflow_run_id"):
+            logger.log_hyperparams(_flat(to_dict(stage)))
+            logger.experiment.log_artifact(logger.run_id, str(run_dir / "config.yaml"))
     info.update(mlflow_run_id=logger.run_id, status="running", run_dir=str(run_dir), view=spec.name,
                 tracking_uri=tracking_uri(stage), total_steps=total)
     write_json(info_path, info)

@@ -88,3 +88,13 @@ def scores(counts: Counts) -> dict:
 def quality(labels, units, ignore: tuple[str, ...] = ()) -> dict:
     """scores() of aligned (T,) phone labels and (T,) units."""
     return scores(joint_counts(labels, units, ignore))
+
+
+QUALITY_HEADER = f"{'K':>6}{'phone purity':>14}{'cluster purity':>16}{'PNMI':>8}"
+
+
+def quality_columns(vocab_size: int, q: dict) -> str:
+    """The K / purity / PNMI columns of a unit-quality table row; a corpus with no held-out frames says so."""
+    if not q.get("frames"):
+        return f"{vocab_size:>6}{'no held-out frames to score (a larger corpus has them)':>38}"
+    return f"{vocab_size:>6}{q['phone_purity']:>14.3f}{q['cluster_purity']:>16.3f}{q['pnmi']:>8.3f}"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from modevo.corpus.build import load_manifest
 from modevo.views.build import ViewsStageConfig, view_settings
+from modevo.units.quality import QUALITY_HEADER, quality_columns
 from modevo.views.registry import parse_view
 
 
@@ -59,11 +60,9 @@ def format_views(info: dict) -> str:
     units = [(n, m["units"]) for n, m in views.items() if "units" in m]
     if units:
         lines.append("")
-        lines.append(f"{'unit quality (held-out, no silence)':<40}{'K':>6}{'phone purity':>14}{'cluster purity':>16}{'PNMI':>8}")
+        lines.append(f"{'unit quality (held-out, no silence)':<40}{QUALITY_HEADER}")
         for name, u in units:
-            q = u["quality"]["speech"]
-            lines.append(f"{name:<40}{u['vocab_size']:>6}{q['phone_purity']:>14.3f}{q['cluster_purity']:>16.3f}"
-                         f"{q['pnmi']:>8.3f}")
+            lines.append(f"{name:<40}{quality_columns(u['vocab_size'], u['quality']['speech'])}")
     for name, m in views.items():
         if "vocab_search" in m:
             vs = m["vocab_search"]

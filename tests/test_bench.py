@@ -1,0 +1,60 @@
+"""The benchmarks run and print their ratio line (tiny shapes here; the figures come from `make bench`).
+Nothing is timed against a threshold: only that each script works and reports what it measured."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def bench_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODEVO_BENCH_OUT", str(tmp_path / "out"))
+    return tmp_path / "out"
+
+
+def bench(name, *args):
+    proc = subprocess.run([sys.executable, f"bench/{name}.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("RATIO "), proc.stdout
+    return proc.stdout, last
+
+
+def _ratio(line):
+    return float(re.search(r": ([0-9.]+)(x|%)", line).group(1))
+
+
+def test_gpu_train_runs_tiny_on_cpu():
+    out, last = bench("gpu_train", "--tiny", "--steps", "2")
+    assert "smoke shape" in out and _ratio(last) > 0
+
+
+def test_train_throughput_smoke_shape():
+    out, last = bench("train_throughput", "--scale", "smoke", "--rounds", "1", "--steps", "1", "--no-hf-compiled")
+    assert "hf eager (reference)" in out and "parameters both" in out and _ratio(last) > 0
+
+
+def test_mfu_smoke_shape():
+    out, last = bench("mfu", "--shapes", "smoke", "--rounds", "1")
+    assert re.search(r"smoke .* [0-9.]+%", out) and "goal is for the cpu shape" in last and _ratio(last) > 0
+
+
+def test_eval_layerwise_few_items():
+    out, last = bench("eval_layerwise", "--items", "6", "--rounds", "1")
+    assert "tsc 50 Hz frames" in out and _ratio(last) > 0
+
+
+def test_corpus_build_and_memory_tiny(bench_out):
+    out, last = bench("corpus_build", "--documents", "1", "--sentences", "12")
+    assert "units mel-kmeans" in out and _ratio(last) > 0
+    out, last = bench("memory", "--documents", "1", "--sentences", "6")
+    assert "2N / N" in out and _ratio(last) > 0
+    records = [json.loads(line) for line in (bench_out / "memory.jsonl").read_text().splitlines()]
+    assert records[-1]["n"]["sentences"] < records[-1]["2n"]["sentences"]
