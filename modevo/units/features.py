@@ -126,9 +126,18 @@ def frame_labels(row: dict, n_frames: int, phones: Sequence | None = None, frame
 
 
 
+NORM_CHUNK = 65536
+
+
 def norm_stats(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and standard deviation of feats (N, D), summed in fp64; std floored at 1e-5."""
-    f = feats.double()
-    mean = f.mean(0)
-    std = (f.square().mean(0) - mean.square()).clamp_min(0).sqrt().clamp_min(1e-5)
+    """Per-dimension mean and standard deviation of feats (N, D), summed in fp64 by fixed chunks of rows (an
+    fp64 copy of a million frames would be 640 MB); std floored at 1e-5."""
+    total = torch.zeros(feats.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros(feats.shape[1], dtype=torch.float64)
+    for a in range(0, len(feats), NORM_CHUNK):
+        f = feats[a:a + NORM_CHUNK].double()
+        total += f.sum(0)
+        total_sq += f.square().sum(0)
+    mean = total / len(feats)
+    std = (total_sq / len(feats) - mean.square()).clamp_min(0).sqrt().clamp_min(1e-5)
     return mean.float(), std.float()  # (D,), (D,)

@@ -36,6 +36,23 @@ def collect_frames(utterances, max_frames: int, feature) -> tuple[list[torch.Ten
     return feats, labels
 
 
+def stack_frames(utterances, max_frames: int, feature, dim: int) -> torch.Tensor:
+    """feature(audio) per utterance until max_frames are gathered, written into one (N, dim) fp32 buffer:
+    one copy of the training frames in memory (a list then torch.cat would hold two). The buffer is
+    allocated at max_frames rows but pages never written are never resident."""
+    buf = torch.empty(max_frames, dim)
+    total = 0
+    for u in utterances:
+        if total >= max_frames:
+            break
+        f = feature(u.audio)[:max_frames - total]  # (T_i, dim)
+        buf[total:total + len(f)] = f
+        total += len(f)
+    if total == 0:
+        raise ValueError("no training frames: the utterance list is empty")
+    return buf[:total]
+
+
 def kmeans_stats(km: kmeans.KMeansResult) -> dict:
     """How k-means went, for the tokenizer's manifest."""
     return {"kmeans_iterations": km.iterations, "kmeans_converged": km.converged,
@@ -67,11 +84,10 @@ class MelKMeans(FrameKMeans):
         return (log_mel(audio) - self.mean) / self.std  # (T, 80)
 
     def fit(self, utterances) -> "MelKMeans":
-        feats, _ = collect_frames(utterances, self.max_train_frames, log_mel)
-        x = torch.cat(feats)  # (N, 80)
+        x = stack_frames(utterances, self.max_train_frames, log_mel, N_MELS)  # (N, 80)
         if self.normalize:
             self.mean, self.std = norm_stats(x)
-            x = (x - self.mean) / self.std
+            x.sub_(self.mean).div_(self.std)  # in place: no second copy of a million frames
         km = kmeans.run(x, self.k, self.iterations, self.seed)
         self.centroids = km.centroids
         self.stats = {"train_frames": len(x), **kmeans_stats(km)}
