@@ -35,6 +35,15 @@ def write_novel(path, n_paragraphs=30, seed=0):
 
 
 @pytest.fixture
+def folder(tmp_path):
+    """An input folder holding one good synthetic novel (bad-input tests add the bad files beside it)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    write_novel(d / "good.txt", n_paragraphs=8)
+    return d
+
+
+@pytest.fixture
 def cache(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("MODEVO_CACHE", str(d))

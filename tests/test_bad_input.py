@@ -41,7 +41,6 @@ import torch
 
 from modevo.cli import main
 from modevo.errors import InputError
-from tests.conftest import write_novel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,14 +62,6 @@ def one_line(capsys, argv, needles, code=2):
 
 
 # ------------------------------------------------------------------ corpus files (counted skips)
-@pytest.fixture
-def folder(tmp_path):
-    d = tmp_path / "in"
-    d.mkdir()
-    write_novel(d / "good.txt", n_paragraphs=8)
-    return d
-
-
 def build(capsys, folder, *extra):
     code = main(["corpus", "build", "--no-progress", "--text-only", f"source.paths=[{folder}]",
                  "split.chunk_sentences=2", "num_proc=1", *extra])

@@ -2,10 +2,7 @@
 
 import json
 
-import pytest
-
 from modevo.cli import main
-from tests.conftest import write_novel
 
 
 def run(capsys, *argv):
@@ -21,14 +18,6 @@ def build_with(capsys, folder, *extra):
 def skips_of(out):
     line = [ln for ln in out.splitlines() if ln.startswith("skipped:")][0]
     return line
-
-
-@pytest.fixture
-def folder(tmp_path):
-    d = tmp_path / "in"
-    d.mkdir()
-    write_novel(d / "good.txt", n_paragraphs=8)
-    return d
 
 
 def test_missing_path_is_one_line(capsys, cache, tmp_path):
