@@ -117,8 +117,17 @@ def fingerprint(ws: Path) -> dict:
         if "artifacts" in summary.relative_to(ws).parts:
             continue  # MLflow's copy, under a folder named by the (random) MLflow run id
         d = json.loads(summary.read_text())
-        out[str(summary.relative_to(ws))] = json.dumps(d.get("results"), sort_keys=True)
+        out[str(summary.relative_to(ws))] = json.dumps(_without_run_ids(d.get("results")), sort_keys=True)
     return out
+
+
+def _without_run_ids(obj):
+    """Scores as they are, without the MLflow run ids recorded beside them (random by design)."""
+    if isinstance(obj, dict):
+        return {k: _without_run_ids(v) for k, v in obj.items() if k != "mlflow_run_id"}
+    if isinstance(obj, list):
+        return [_without_run_ids(v) for v in obj]
+    return obj
 
 
 def unreadable_json(ws: Path) -> list[str]:
