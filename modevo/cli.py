@@ -222,6 +222,8 @@ def cmd_plan(args) -> int:
 
 
 def cmd_factor(args) -> int:
+    from pathlib import Path
+
     from modevo.pipeline import format_plan, run_steps
     from modevo.views.registry import factor_views
     from modevo.report.report import print_rows, report
@@ -230,7 +232,7 @@ def cmd_factor(args) -> int:
     if args.factor == "all" and args.items and args.items[0] != "all":
         raise InputError("name the factor first: modevo factor A|B|C|all [key=value ...]")
     print(format_plan(steps), flush=True)
-    run_steps(steps)
+    run_steps(steps, Path(args.runs_dir) / args.scale / "pipeline-times.jsonl")
     factor = None if args.factor.upper() == "ALL" else args.factor.upper()
     out = report(args.scale, args.out, args.runs_dir, factor=factor, views=factor_views(args.factor, args.tokenizer))
     rows = [r for r in out["table3"] if factor is None or r["factor"] == factor]

@@ -161,8 +161,13 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
                           len(renderings) * audio_s / AUDIO_REALTIME,
                           mx + ["units", "build", "--config", str(configs / "views" / f"{scale}.yaml"),
                                 "--tokenizer", tokenizer, *views_over]))
-    pairs = 4020 * (ecfg.tasks.blimp_per_paradigm or 60) / 60 + (ecfg.tasks.swuggy.n_words + ecfg.tasks.swuggy.oov_words) \
-        * ecfg.tasks.swuggy.per_word + 2 * min(2100, guess / 10)
+    sw = ecfg.tasks.swuggy
+    task_pairs = {"sblimp": 4020 * (ecfg.tasks.blimp_per_paradigm or 60) / 60,
+                  "swuggy": (sw.n_words + sw.oov_words) * sw.per_word,
+                  "tsc-topic": min(2100, guess / 10), "tsc-in-document": min(2100, guess / 10)}
+    pairs = sum(task_pairs.get(t, 2000) for t in ecfg.tasks.names)
+    sc = ecfg.score
+    milestone_pairs = pairs if sc.milestone_tasks is None else sum(task_pairs.get(t, 2000) for t in sc.milestone_tasks)
     for spec in specs:
         for seed in seeds:
             stage = _stage(scale, spec.name, seed, budget, tokenizer, configs, overrides)
@@ -176,11 +181,13 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
                                     *overrides, f"train.runs_dir={runs_dir}", "--no-progress"]))
             scored_ok = folder is not None and all(scored(folder, c, ecfg) is not None
                                                    for c in checkpoints_of(folder, ecfg.score.checkpoints))
-            n_ckpt = stage.train.milestones if ecfg.score.checkpoints == "all" else 1
+            n_ckpt = stage.train.milestones if sc.checkpoints == "all" else 1
             item_tokens = 150 if spec.frame_level else 25
             grid = 3 if spec.family == "speech" else 1
             render_s = pairs * grid / ITEM_PAIRS_PER_S if spec.frame_level else pairs / 2000
-            score_s = n_ckpt * grid * pairs * 2 * item_tokens / (3 * rate)
+            # the last milestone: every task × the grid; the others: all of that, or milestone_tasks on one rendering
+            scored_pairs = grid * pairs + (n_ckpt - 1) * (grid * pairs if sc.milestone_tasks is None else milestone_pairs)
+            score_s = scored_pairs * 2 * item_tokens / (3 * rate)
             steps.append(Step("eval", f"{spec.name} seed {seed}: {', '.join(ecfg.tasks.names)}", scored_ok,
                               None if scored_ok else render_s + score_s,
                               mx + ["eval", "--all", "--scale", scale, "--config", str(eval_path), "--runs-dir",
@@ -204,9 +211,10 @@ def _dur(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else (f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h")
 
 
-def run_steps(steps: list[Step]) -> None:
+def run_steps(steps: list[Step], times_log: Path | None = None) -> None:
     """Run the missing steps: building and training first, then scoring, which is one `eval --all` for the
-    scale (it scores every finished run and skips those already scored)."""
+    scale (it scores every finished run and skips those already scored). Each step's wall time is appended
+    to `times_log` (JSON lines; `modevo report` sums them per stage)."""
     seen: set[tuple] = set()
     todo = [s for s in steps if not s.done and s.stage != "eval"] + [s for s in steps if not s.done and s.stage == "eval"]
     for s in todo:
@@ -214,7 +222,23 @@ def run_steps(steps: list[Step]) -> None:
             continue
         seen.add(tuple(s.command))
         print(f"modevo: {s.stage}: {s.what}", flush=True)
+        started = time.time()
         code = subprocess.run(s.command).returncode
+        if times_log is not None:
+            _log_time(times_log, s, started, code)
         if code != 0:
             raise InputError(f"step '{s.stage}: {s.what}' failed (exit {code}); its finished work is kept: rerun "
                              "the same command to go on")
+
+
+def _log_time(path: Path, step: Step, started: float, code: int) -> None:
+    import os
+    import platform
+
+    what = "all finished runs of the scale" if step.stage == "eval" else step.what  # one eval step scores them all
+    rec = {"stage": step.stage, "what": what, "seconds": round(time.time() - started, 1), "exit": code,
+           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "host": platform.node(),
+           "cpus": os.cpu_count(), "command": step.command[2:]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(rec) + "\n")

@@ -11,7 +11,7 @@ from conftest import tiny_run_overrides, write_novel
 from modevo.cli import main
 from modevo.config import load
 from modevo.corpus import synth
-from modevo.errors import InputError
+from modevo.errors import ConfigError, InputError
 from modevo.score.config import EvalConfig
 from modevo.score.evaluate import evaluate_run
 from modevo.tasks.registry import load_task
@@ -131,6 +131,20 @@ def test_all_milestones_give_a_training_curve(char_run):
     assert len(results) == 2  # train.milestones=2
     steps = sorted(s["eval/sblimp"]["tokens_seen"] for s in results.values())
     assert steps[0] < steps[1]
+
+
+def test_milestones_before_the_last_get_only_the_milestone_tasks(char_run):
+    cfg = _cfg("tasks.names=[sblimp,tsc-topic]", "tasks.cloze.context_sentences=2", "score.checkpoints=all",
+               "score.milestone_tasks=[sblimp]")
+    results = evaluate_run(char_run, cfg, progress=False, log_mlflow=False)
+    first, last = (results[k] for k in sorted(results))
+    assert set(first) == {"eval/sblimp"} and set(last) == {"eval/sblimp", "eval/tsc-topic"}
+    assert first["eval/sblimp"]["tokens_seen"] < last["eval/sblimp"]["tokens_seen"]
+
+
+def test_milestone_tasks_must_be_among_the_tasks():
+    with pytest.raises(ConfigError, match="score.milestone_tasks names swuggy, which is not in tasks.names"):
+        _cfg("score.milestone_tasks=[swuggy]")
 
 
 @needs_espeak

@@ -1,5 +1,6 @@
 """`modevo plan` marks exactly what is cached and what would run; `modevo factor` runs the missing steps."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,10 @@ def test_factor_a_end_to_end_prints_its_table3_rows(novels, cache, tmp_path, cap
     assert "Table 3 (smoke), factor A" in out
     assert "| A | text-bpe | phone-bpe | sblimp |" in out and "| A | text-char | phone | sblimp |" in out
     assert (tmp_path / "results" / "table3.md").is_file() and (tmp_path / "results" / "fig2_layers.png").is_file()
+    times = [json.loads(ln) for ln in (tmp_path / "runs" / "smoke" / "pipeline-times.jsonl").read_text().splitlines()]
+    assert [t["stage"] for t in times] == ["corpus"] + ["train"] * 4 + ["eval"]  # every step run, timed once
+    assert all(t["exit"] == 0 and t["seconds"] > 0 for t in times)
+    assert "| total |" in (tmp_path / "results" / "wall_times.md").read_text()
     # a second call finds every step cached and runs nothing
     assert main(["plan", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--eval-config",
                  str(eval_cfg), *over]) == 0

@@ -119,3 +119,21 @@ def test_cli_report_prints_tables(runs_dir, tmp_path, capsys):
     assert main(["report", "--scale", "smoke", "--runs-dir", str(runs_dir), "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "Table 3 (smoke)" in out and "Table 4 (smoke)" in out and "phone-bpe" in out
+
+
+def test_wall_times_per_stage_from_the_pipeline_log(runs_dir, tmp_path):
+    log = runs_dir / "smoke" / "pipeline-times.jsonl"
+    recs = [("train", "phone seed 0 (tokens)", 120.0, 0), ("corpus", "smoke text", 30.0, 0),
+            ("train", "phone seed 0 (tokens)", 600.0, 1), ("train", "text-bpe seed 0 (tokens)", 60.0, 0)]
+    log.write_text("".join(json.dumps({"stage": st, "what": w, "seconds": s, "exit": e,
+                                       "started": f"2026-11-25T0{i}:00:00Z"}) + "\n" for i, (st, w, s, e) in enumerate(recs)))
+    report("smoke", tmp_path / "r", runs_dir)
+    md = (tmp_path / "r" / "wall_times.md").read_text()
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert lines[1].startswith("| corpus | smoke text") and "| all train (2 step(s)) |  | 3.0 |" in md  # failed try left out
+    assert lines[-1].startswith("| total |") and "| 3.5 |" in lines[-1]
+    log.write_text("not json\n")
+    with pytest.raises(InputError, match="line 1 is not JSON"):
+        report("smoke", tmp_path / "r", runs_dir)
+    prov = json.loads((tmp_path / "r" / "provenance.json").read_text())
+    assert prov["machine"]["cpus"] >= 1 and prov["generated"].startswith("20")

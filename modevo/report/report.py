@@ -4,12 +4,15 @@ LaTeX; Figs. 1-3 as PNG; provenance.json naming every run, task-set hash and the
 from __future__ import annotations
 
 import json
+import os
+import platform
+import time
 from pathlib import Path
 
 from modevo.errors import InputError
 from modevo.report.collect import by_condition, check_hashes, collect
 from modevo.report.figures import layer_curves, training_curves
-from modevo.report.tables import paper_note, table3, table4, to_markdown, units_table, write_table
+from modevo.report.tables import paper_note, table3, table4, to_markdown, units_table, wall_times, write_table
 from modevo.views.registry import DEFAULT_TOKENIZER, factor_views, parse_view
 
 
@@ -49,18 +52,32 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
         files += write_table(units, out, "units", f"Unit quality ({scale}), beside factor C", [
             "held-out (valid + test) frames without silence; PNMI = I(phone; unit) / H(phone); a run trained "
             "before units were recorded shows —"])
+    times = Path(runs_dir) / scale / "pipeline-times.jsonl"
+    if times.is_file():
+        files += write_table(wall_times(times), out, "wall_times", f"Wall time per stage ({scale})", [
+            f"from {times} (each `modevo factor` step's wall time on this machine; a rerun reuses cached "
+            "steps, which are not timed again)"])
     files.append(training_curves(conditions, out / "fig1_tokens.png", hashes, words=False))
     files.append(training_curves(conditions, out / "fig1_words.png", hashes, words=True))
     files.append(layer_curves(conditions, out / "fig2_layers.png", hashes))
     if any("eval/swuggy" in r.final for rs in conditions.values() for r in rs):
         files.append(layer_curves(conditions, out / "fig3_swuggy_layers.png", hashes, only="eval/swuggy"))
-    provenance = {"scale": scale, "task_hashes": hashes, "protocol": protocol,
+    provenance = {"scale": scale, "task_hashes": hashes, "protocol": protocol, "machine": _machine(),
+                  "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "runs": {v: [{"mlflow_run_id": r.run_id, "run_dir": str(r.run_dir), "seed": r.seed,
                                 "checkpoint": max(r.evals), "code_version": r.tags.get("code_version")}
                                for r in rs] for v, rs in conditions.items()}}
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1, sort_keys=True))
     files.append(out / "provenance.json")
     return {"table4": t4, "table3": t3, "units": units, "files": files, "notes": notes}
+
+
+def _machine() -> dict:
+    import torch
+
+    return {"host": platform.node(), "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def print_rows(rows: list[dict], title: str, notes: list[str], columns: list[str] | None = None) -> None:

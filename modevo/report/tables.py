@@ -129,6 +129,35 @@ def units_table(conditions: dict[str, list[Run]]) -> list[dict]:
     return rows
 
 
+def wall_times(path: Path) -> list[dict]:
+    """The pipeline's recorded wall time per step (`modevo factor` appends them), the latest finished record
+    of each step, with a subtotal per stage in data-flow order."""
+    import json
+
+    latest: dict[tuple, dict] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise InputError(f"{path} line {n} is not JSON: fix or delete that line") from None
+        if rec.get("exit", 0) == 0:
+            latest[(rec["stage"], rec["what"])] = rec
+    order = ("corpus", "rendering", "units", "train", "eval", "report")
+    recs = sorted(latest.values(), key=lambda r: (order.index(r["stage"]) if r["stage"] in order else 99, r["started"]))
+    rows = []
+    for stage in dict.fromkeys(r["stage"] for r in recs):
+        mine = [r for r in recs if r["stage"] == stage]
+        rows += [{"stage": stage, "step": r["what"], "started (UTC)": r["started"], "minutes": f"{r['seconds'] / 60:.1f}",
+                  "source": r.get("source", "timed by modevo factor")} for r in mine]
+        rows.append({"stage": stage, "step": f"all {stage} ({len(mine)} step(s))", "started (UTC)": "",
+                     "minutes": f"{sum(r['seconds'] for r in mine) / 60:.1f}", "source": ""})
+    rows.append({"stage": "total", "step": "", "started (UTC)": "",
+                 "minutes": f"{sum(r['seconds'] for r in recs) / 60:.1f}", "source": ""})
+    return rows
+
+
 # -- rendering --------------------------------------------------------------------------------------------
 def _columns(rows: list[dict]) -> list[str]:
     cols: list[str] = []

@@ -26,6 +26,9 @@ class ScoringConfig:
     ngram_order: int = 3
     test_renderings: list[str] | None = None  # speech items' renderings; None: the view's own + the grid
     checkpoints: Literal["final", "all"] = "final"  # all: every milestone (the training curve)
+    # with checkpoints=all: the milestones before the last are scored on these tasks only, on the view's own
+    # test rendering (the curve); the last gets every task and the whole grid. None: every milestone in full
+    milestone_tasks: list[str] | None = None
 
     def __post_init__(self):
         require(self.tie_tolerance >= 0, "tie_tolerance must be >= 0")
@@ -39,3 +42,8 @@ class ScoringConfig:
 class EvalConfig:
     tasks: TasksConfig = field(default_factory=TasksConfig)
     score: ScoringConfig = field(default_factory=ScoringConfig)
+
+    def __post_init__(self):
+        for n in self.score.milestone_tasks or []:
+            require(n in self.tasks.names, f"score.milestone_tasks names {n}, which is not in tasks.names "
+                    f"({', '.join(self.tasks.names)})")

@@ -290,13 +290,14 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
     ngram_items = {key: score_ngram(lm, rt, sc) for rt, key in rendered}
     prot = protocol(sc)
     results = dict(done)
+    last = checkpoints_of(run_dir, "final")[0]
     for ckpt in [c for c in ckpts if c.name not in done]:
         model, payload = load_checkpoint(ckpt, renderer.spec.name, renderer.encoder.vocab)
         model = model.float()
         out_dir = run_dir / "eval" / ckpt.stem
         out_dir.mkdir(parents=True, exist_ok=True)
         summaries, tables = {}, []
-        for rt, key in rendered:
+        for rt, key in _for_checkpoint(rendered, ckpt, last, own, sc):
             ps = score_model(model, rt, sc, progress=progress)
             s = summarise(rt, ps, ngram_items[key], sc)
             s.update(checkpoint=ckpt.name, tokens_seen=int(payload.get("tokens", 0)), protocol=prot,
@@ -317,6 +318,14 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
 
         log_results(info, run_dir, results, prot, ckpts[-1].name)
     return results
+
+
+def _for_checkpoint(rendered: list, ckpt: Path, last: Path, own: str | None, sc: ScoringConfig) -> list:
+    """What one checkpoint is scored on: everything for the last milestone (and for every milestone unless
+    score.milestone_tasks is set); else only those tasks on the view's own test rendering."""
+    if sc.milestone_tasks is None or ckpt.resolve() == last.resolve():
+        return rendered
+    return [(rt, key) for rt, key in rendered if rt.task.name in sc.milestone_tasks and rt.rendering == own]
 
 
 ZEROSPEECH_TASKS = {"swuggy-zr21": ("lexical", "zr_lexical_gold"), "sblimp-zr21": ("syntactic", "zr_syntactic_gold")}
