@@ -130,8 +130,9 @@ def test_wall_times_per_stage_from_the_pipeline_log(runs_dir, tmp_path):
     report("smoke", tmp_path / "r", runs_dir)
     md = (tmp_path / "r" / "wall_times.md").read_text()
     lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
-    assert lines[1].startswith("| corpus | smoke text") and "| all train (2 step(s)) |  | 3.0 |" in md  # failed try left out
-    assert lines[-1].startswith("| total |") and "| 3.5 |" in lines[-1]
+    assert lines[1].startswith("| corpus | smoke text")
+    assert "| train | phone seed 0 (tokens) | 2026-11-25T00:00:00Z | 2 | 12.0 |" in md  # the killed attempt counts
+    assert "| train | all train |  |  | 13.0 |" in md and lines[-1].startswith("| total |") and "| 13.5 |" in lines[-1]
     log.write_text("not json\n")
     with pytest.raises(InputError, match="line 1 is not JSON"):
         report("smoke", tmp_path / "r", runs_dir)

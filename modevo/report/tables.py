@@ -130,11 +130,11 @@ def units_table(conditions: dict[str, list[Run]]) -> list[dict]:
 
 
 def wall_times(path: Path) -> list[dict]:
-    """The pipeline's recorded wall time per step (`modevo factor` appends them), the latest finished record
-    of each step, with a subtotal per stage in data-flow order."""
+    """The pipeline's recorded wall time per step (`modevo factor` appends them), with a subtotal per stage
+    in data-flow order. A step's attempts are summed: a killed attempt's work is what its resume goes on from."""
     import json
 
-    latest: dict[tuple, dict] = {}
+    steps: dict[tuple, list[dict]] = {}
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
@@ -142,19 +142,25 @@ def wall_times(path: Path) -> list[dict]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             raise InputError(f"{path} line {n} is not JSON: fix or delete that line") from None
-        if rec.get("exit", 0) == 0:
-            latest[(rec["stage"], rec["what"])] = rec
+        steps.setdefault((rec["stage"], rec["what"]), []).append(rec)
     order = ("corpus", "rendering", "units", "train", "eval", "report")
-    recs = sorted(latest.values(), key=lambda r: (order.index(r["stage"]) if r["stage"] in order else 99, r["started"]))
-    rows = []
-    for stage in dict.fromkeys(r["stage"] for r in recs):
-        mine = [r for r in recs if r["stage"] == stage]
-        rows += [{"stage": stage, "step": r["what"], "started (UTC)": r["started"], "minutes": f"{r['seconds'] / 60:.1f}",
-                  "source": r.get("source", "timed by modevo factor")} for r in mine]
-        rows.append({"stage": stage, "step": f"all {stage} ({len(mine)} step(s))", "started (UTC)": "",
-                     "minutes": f"{sum(r['seconds'] for r in mine) / 60:.1f}", "source": ""})
-    rows.append({"stage": "total", "step": "", "started (UTC)": "",
-                 "minutes": f"{sum(r['seconds'] for r in recs) / 60:.1f}", "source": ""})
+    rank = lambda st: order.index(st) if st in order else len(order)
+    keys = sorted(steps, key=lambda k: (rank(k[0]), min(r["started"] for r in steps[k])))
+    rows, total = [], 0.0
+    for stage in dict.fromkeys(k[0] for k in keys):
+        sub = 0.0
+        for k in [k for k in keys if k[0] == stage]:
+            recs = steps[k]
+            secs = sum(r["seconds"] for r in recs)
+            sub += secs
+            rows.append({"stage": stage, "step": k[1], "first started (UTC)": min(r["started"] for r in recs),
+                         "attempts": len(recs), "minutes": f"{secs / 60:.1f}",
+                         "source": "; ".join(dict.fromkeys(r.get("source", "timed by modevo factor") for r in recs))})
+        rows.append({"stage": stage, "step": f"all {stage}", "first started (UTC)": "", "attempts": "",
+                     "minutes": f"{sub / 60:.1f}", "source": ""})
+        total += sub
+    rows.append({"stage": "total", "step": "", "first started (UTC)": "", "attempts": "", "minutes": f"{total / 60:.1f}",
+                 "source": ""})
     return rows
 
 
