@@ -226,7 +226,7 @@ def cmd_factor(args) -> int:
 
     from modevo.pipeline import format_plan, run_steps
     from modevo.views.registry import factor_views
-    from modevo.report.report import print_rows, report
+    from modevo.report.report import default_out, print_rows, report
 
     steps = _plan_args(args)
     if args.factor == "all" and args.items and args.items[0] != "all":
@@ -234,7 +234,8 @@ def cmd_factor(args) -> int:
     print(format_plan(steps), flush=True)
     run_steps(steps, Path(args.runs_dir) / args.scale / "pipeline-times.jsonl")
     factor = None if args.factor.upper() == "ALL" else args.factor.upper()
-    out = report(args.scale, args.out, args.runs_dir, factor=factor, views=factor_views(args.factor, args.tokenizer))
+    out = report(args.scale, args.out or default_out(args.scale, factor, args.tokenizer), args.runs_dir,
+                 factor=factor, views=factor_views(args.factor, args.tokenizer))
     rows = [r for r in out["table3"] if factor is None or r["factor"] == factor]
     print_rows(rows, f"Table 3 ({args.scale})" + (f", factor {factor}" if factor else ""), out["notes"][:2])
     if out["units"] and factor in (None, "C"):
@@ -365,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     fa = stages.add_parser("factor", help="run a factor's missing steps (train, eval), then print its Table 3 rows")
     fa.add_argument("items", nargs="+", metavar="FACTOR [key=value ...]",
                     help="A, B, C or all (the paper: every condition), then overrides of every run's training config")
-    fa.add_argument("--out", default=None, help="where the tables and figures go (default results/<scale>)")
+    fa.add_argument("--out", default=None, help="where the tables and figures go (default results/<scale>; one "
+                    "factor: results/<scale>/factor-<x>, for C factor-c-<tokenizer>)")
     _add_plan_args(fa)
     fa.set_defaults(func=cmd_factor)
 

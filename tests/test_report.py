@@ -9,7 +9,7 @@ import pytest
 
 from modevo.cli import main
 from modevo.errors import InputError
-from modevo.report.report import report
+from modevo.report.report import default_out, report
 from modevo.score.config import ScoringConfig
 from modevo.score.evaluate import _write_items, items_table, protocol, summarise
 from modevo.score.pairs import PairScores
@@ -138,3 +138,9 @@ def test_wall_times_per_stage_from_the_pipeline_log(runs_dir, tmp_path):
         report("smoke", tmp_path / "r", runs_dir)
     prov = json.loads((tmp_path / "r" / "provenance.json").read_text())
     assert prov["machine"]["cpus"] >= 1 and prov["generated"].startswith("20")
+
+
+def test_one_factor_never_writes_over_the_whole_papers_tables():
+    assert default_out("cpu") == Path("results/cpu")
+    assert default_out("cpu", "A") == Path("results/cpu/factor-a")
+    assert default_out("cpu", "C", "phonetic-kmeans") == Path("results/cpu/factor-c-phonetic-kmeans")

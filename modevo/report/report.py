@@ -72,6 +72,14 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
     return {"table4": t4, "table3": t3, "units": units, "files": files, "notes": notes}
 
 
+def default_out(scale: str, factor: str | None = None, tokenizer: str = DEFAULT_TOKENIZER) -> Path:
+    """results/<scale> for the whole paper; one factor's tables go beside it (results/<scale>/factor-a,
+    factor C per tokenizer: factor-c-phonetic-kmeans), so `make factor-c` never overwrites `make paper`."""
+    if factor is None:
+        return Path("results") / scale
+    return Path("results") / scale / (f"factor-{factor.lower()}" + (f"-{tokenizer}" if factor.upper() == "C" else ""))
+
+
 def _machine() -> dict:
     import torch
 
