@@ -88,6 +88,8 @@ def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
     assert [r["view"] for r in out["table4"]] == ["text-bpe", "phone-bpe", "phone"]
     assert {k for r in out["table4"] for k in r if k in ("swuggy", "sblimp", "tsc-topic")} == {"swuggy", "sblimp"}
     assert out["table4"][0]["sblimp paper*"] == "74.9"  # the paper's number beside ours, marked
+    # every fake run beats the constant 0.5 n-gram on swuggy (p = 0.8-0.9), and the row says so
+    assert all(r["swuggy − n-gram"].endswith("beats it") for r in out["table4"])
     pairs = {(r["from"], r["to"], r["task"]) for r in out["table3"]}
     assert pairs == {("text-bpe", "phone-bpe", "sblimp"), ("text-bpe", "phone-bpe", "swuggy")}  # only pairs present
     for r in out["table3"]:

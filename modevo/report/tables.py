@@ -71,9 +71,32 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
             row[f"{task} n-gram"] = _fmt(b["ngram"]["mean"])
             if "word_overlap" in b:
                 row[f"{task} word-overlap"] = _fmt(b["word_overlap"]["mean"])
+            for base, name in (("shorter_wins", "shorter-wins"), ("ngram", "n-gram"), ("word_overlap", "word-overlap")):
+                d = b.get(base, {}).get("model_minus_baseline")
+                if d:  # seed 0's paired difference: does the model beat this baseline?
+                    row[f"{task} − {name}"] = (f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] "
+                                               + _beats(d["verdict"]))
             if task in PAPER_TASKS:
                 row[f"{task} paper*"] = f"{PAPER[spec.family][PAPER_TASKS[task]]:.1f}"
         rows.append(row)
+    return rows
+
+
+def _beats(verdict: str) -> str:
+    return {"model higher": "beats it", "model lower": "below it"}.get(verdict, verdict)
+
+
+def breakdown_rows(conditions: dict[str, list[Run]]) -> list[dict]:
+    """Each condition's final accuracy per breakdown group (sBLIMP paradigm, sWUGGY band/length, ...), seed 0,
+    beside the group's baselines: a mean near chance can hide groups far from it in both directions."""
+    rows = []
+    for view, runs in conditions.items():
+        for key, s in runs[0].final.items():
+            for breakdown, groups in s.get("breakdowns", {}).items():
+                rows += [{"condition": condition_name(view), "task": key.removeprefix("eval/"), "breakdown": breakdown,
+                          "group": g, "n": v["n"], "acc": f"{100 * v['acc']:.1f}",
+                          "shorter-wins": f"{100 * v['shorter_wins']:.1f}", "n-gram": f"{100 * v['ngram']:.1f}"}
+                         for g, v in groups.items()]
     return rows
 
 
