@@ -97,7 +97,8 @@ def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
                                                 "equivalent within ±2 points")
     names = {p.name for p in out["files"]}
     assert {"table4.md", "table4.csv", "table4.tex", "table3.md", "fig1_tokens.png", "fig2_layers.png",
-            "fig3_swuggy_layers.png", "provenance.json"} <= names
+            "fig3_swuggy_layers.png", "fig4_factor_deltas.png", "provenance.json"} <= names
+    assert "_delta" not in (tmp_path / "results" / "table3.csv").read_text()  # figure numbers are not a column
     md = (tmp_path / "results" / "table4.md").read_text()
     assert "secondary digest (unverified)" in md and "task sets: sblimp" in md
     prov = json.loads((tmp_path / "results" / "provenance.json").read_text())

@@ -1,5 +1,6 @@
 """Fig. 1 (accuracy against training tokens and against words seen), Fig. 2 (layerwise accuracy per
-condition and task) and Fig. 3 (layerwise sWUGGY), as PNG. Each figure names its task-set hashes."""
+condition and task), Fig. 3 (layerwise sWUGGY) and Fig. 4 (Table 3's factor deltas with their CIs), as
+PNG. Each figure names its task-set hashes."""
 
 from __future__ import annotations
 
@@ -88,4 +89,27 @@ def layer_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str,
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=5)
     note = "task sets " + ", ".join(f"{t} {h}" for t, h in hashes.items())
+    return _finish(plt, fig, path, note)
+
+
+def factor_deltas(table3_rows: list[dict], path: Path, hashes: dict[str, str]) -> Path:
+    """Table 3 as a forest plot: each factor pair × task, the paired delta (points) with its 95% CI and ±MDE
+    shaded, so "cannot tell" (a CI across 0) is visible at a glance."""
+    rows = [r for r in table3_rows if "_delta" in r]
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    plt, fig, axes = _panels(max(1, len(tasks)))
+    for ax, task in zip(axes, tasks):
+        mine = [r for r in rows if r["task"] == task]
+        for y, r in enumerate(mine):
+            mean, lo, hi, mde = (100 * v for v in r["_delta"])
+            ax.fill_betweenx([y - 0.25, y + 0.25], -mde, mde, color="grey", alpha=0.15, lw=0)
+            ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", ms=4, capsize=3,
+                        color="black" if lo <= 0 <= hi else ("tab:green" if lo > 0 else "tab:red"))
+        ax.axvline(0, color="grey", lw=0.8, ls=":")
+        ax.set_yticks(range(len(mine)), [f"{r['factor']}: {r['from']} → {r['to']}" for r in mine], fontsize=5)
+        ax.invert_yaxis()
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("accuracy after − before (points, 95% CI; grey: ±MDE)")
+    note = "black: CI spans 0 (cannot tell unless TOST shows equivalence); task sets " + ", ".join(
+        f"{t} {h}" for t, h in hashes.items())
     return _finish(plt, fig, path, note)

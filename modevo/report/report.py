@@ -11,7 +11,7 @@ from pathlib import Path
 
 from modevo.errors import InputError
 from modevo.report.collect import by_condition, check_hashes, collect
-from modevo.report.figures import layer_curves, training_curves
+from modevo.report.figures import factor_deltas, layer_curves, training_curves
 from modevo.report.tables import breakdown_rows, paper_note, table3, table4, to_markdown, units_table, wall_times, write_table
 from modevo.views.registry import DEFAULT_TOKENIZER, factor_views, parse_view
 
@@ -67,6 +67,8 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
     files.append(layer_curves(conditions, out / "fig2_layers.png", hashes))
     if any("eval/swuggy" in r.final for rs in conditions.values() for r in rs):
         files.append(layer_curves(conditions, out / "fig3_swuggy_layers.png", hashes, only="eval/swuggy"))
+    if t3:
+        files.append(factor_deltas(t3, out / "fig4_factor_deltas.png", hashes))
     provenance = {"scale": scale, "task_hashes": hashes, "protocol": protocol, "machine": _machine(),
                   "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "runs": {v: [{"mlflow_run_id": r.run_id, "run_dir": str(r.run_dir), "seed": r.seed,

@@ -131,7 +131,8 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
                     "delta_rel_%": f"{100 * d['mean'] / c['acc_a']:+.1f}" if c["acc_a"] else "—",
                     "tost_±2": "equivalent" if c["tost"]["equivalent"] else "not shown",
                     "mde": f"{100 * c['mde']:.1f}",
-                    "verdict": c["verdict"].replace("b higher", "higher after").replace("b lower", "lower after")})
+                    "verdict": c["verdict"].replace("b higher", "higher after").replace("b lower", "lower after"),
+                    "_delta": (d["mean"], d["lo"], d["hi"], c["mde"])})  # numbers for Fig. 4 (not a column)
     return rows
 
 
@@ -191,7 +192,7 @@ def wall_times(path: Path) -> list[dict]:
 def _columns(rows: list[dict]) -> list[str]:
     cols: list[str] = []
     for r in rows:
-        cols += [c for c in r if c not in cols]
+        cols += [c for c in r if c not in cols and not c.startswith("_")]  # _keys carry numbers for figures
     return cols
 
 
@@ -204,7 +205,7 @@ def to_markdown(rows: list[dict], title: str, notes: list[str]) -> str:
 
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=_columns(rows), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=_columns(rows), lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
