@@ -51,12 +51,9 @@ def _stage(scale: str, view: str, seed: int, budget: str, tokenizer: str, config
 
 
 def _comparable(d: dict) -> dict:
-    from modevo.train.run import RUNTIME_ONLY
+    from modevo.train.run import key_config
 
-    d = json.loads(json.dumps(d))
-    for group, keys in RUNTIME_ONLY.items():
-        for k in keys:
-            d.get(group, {}).pop(k, None)
+    d = key_config(d)
     d.get("model", {}).pop("vocab_size", None)  # set from the view at train time
     d.get("model", {}).pop("max_seq_len", None)
     return d

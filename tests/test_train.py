@@ -48,6 +48,16 @@ def test_step_batches_are_a_function_of_the_step():
 
 
 @needs_espeak
+def test_the_unit_tokenizer_identifies_speech_runs_only():
+    from modevo.train.run import run_key
+
+    key = lambda view, tok: run_key(load(TrainStageConfig, ROOT / "configs/train/cpu.yaml",
+                                         [f"train.view={view}", f"views.tokenizer={tok}"]))
+    assert key("phone-repeat@varied", "mel-kmeans") == key("phone-repeat@varied", "phonetic-kmeans")
+    assert key("speech-varied", "mel-kmeans") != key("speech-varied", "phonetic-kmeans")
+    assert key("phone-repeat@varied", "mel-kmeans") != key("phone-repeat@fixed", "mel-kmeans")
+
+
 def test_every_view_trains_and_lands_in_mlflow(novels, cache, tmp_path):
     import mlflow
 

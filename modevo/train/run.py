@@ -26,7 +26,7 @@ from modevo.train.callbacks import (Milestones, ResumePoint, TrainingProgress, V
                                     save_weights, write_json)
 from modevo.train.config import TrainStageConfig
 from modevo.views.build import build_views, load_view
-from modevo.views.registry import factors_of, parse_view
+from modevo.views.registry import DEFAULT_TOKENIZER, factors_of, parse_view
 
 log = logging.getLogger("modevo.train")
 
@@ -51,12 +51,22 @@ def bf16_supported() -> bool:
     return "AVX512" in capability.upper() or torch.cuda.is_available()
 
 
-def run_key(stage: TrainStageConfig) -> str:
-    d = to_dict(stage)
+def key_config(d: dict) -> dict:
+    """A resolved run config as it identifies a run: without where-it-runs fields, and with views.tokenizer at
+    its default for a view that reads no units (phone-repeat trained under TOKENIZER=phonetic-kmeans is the
+    same run as under mel-kmeans, so factor C with a second tokenizer reuses it)."""
+    d = json.loads(json.dumps(d))
     for group, keys in RUNTIME_ONLY.items():
         for k in keys:
-            d[group].pop(k, None)
-    return stable_hash(d, 12)
+            d.get(group, {}).pop(k, None)
+    views, view = d.get("views", {}), d.get("train", {}).get("view")
+    if view and "tokenizer" in views and parse_view(view, views["tokenizer"]).family != "speech":
+        views["tokenizer"] = DEFAULT_TOKENIZER
+    return d
+
+
+def run_key(stage: TrainStageConfig) -> str:
+    return stable_hash(key_config(to_dict(stage)), 12)
 
 
 def tracking_uri(stage: TrainStageConfig) -> str:
