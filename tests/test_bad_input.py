@@ -154,6 +154,12 @@ def test_compare_runs_that_do_not_exist(capsys, tmp_path):
              ["no such run folder or checkpoint", str(tmp_path / "x")])
 
 
+def test_eval_of_a_file_that_is_not_a_checkpoint(capsys, tmp_path):
+    (tmp_path / "runs.txt").write_text("runs/cpu/phone\n")
+    one_line(capsys, ["eval", "--run", str(tmp_path / "runs.txt"), "--no-mlflow"],
+             ["is a file but not a checkpoint", "runs.txt"])
+
+
 def test_report_without_runs(capsys, tmp_path):
     one_line(capsys, ["report", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")],
              ["no MLflow store", str(tmp_path / "runs")])

@@ -33,6 +33,9 @@ def resolve_run(ref: str, runs_dir: str | Path = "runs", tracking_uri: str | Non
         if (p.parent.parent / "config.yaml").is_file():
             return p.parent.parent
         raise InputError(f"checkpoint {p} is not inside a run folder (expected <run>/checkpoints/{p.name})")
+    if p.is_file():  # an existing file that is not a milestone: say what it is, not that it is missing
+        raise InputError(f"{p} is a file but not a checkpoint: name a run folder, a <run>/checkpoints/tokens-*.pt "
+                         "milestone or an MLflow run id")
     if p.is_dir():
         if (p / "config.yaml").is_file():
             return p
