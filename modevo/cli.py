@@ -422,8 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = next((name for name in ("items", "overrides") if isinstance(getattr(args, name, None), list)), None)
     if extra and target and all("=" in e and not e.startswith("-") for e in extra):
         getattr(args, target).extend(extra)
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    elif extra:  # name the subcommand whose --help lists its options, not the top level
+        prog = " ".join(["modevo"] + [v for v in (getattr(args, "stage", None), getattr(args, "command", None)) if v])
+        parser.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see {prog} --help)\n")
     _setup_logging(args.verbose)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     func: Callable[[argparse.Namespace], int] = args.func

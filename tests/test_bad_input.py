@@ -134,7 +134,7 @@ def test_config_problems_on_the_command_line(capsys, cache, tmp_path, argv, need
 
 # ------------------------------------------------------------------ CLI arguments
 @pytest.mark.parametrize("argv, needles", [
-    (["corpus", "build", "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["corpus", "build", "--bogus"], ["unrecognized arguments: --bogus", "see modevo corpus build --help"]),
     (["corpus", "build", "--num-proc", "x"], ["--num-proc: invalid int value: 'x'", "modevo corpus build --help"]),
     (["nonsense"], ["invalid choice: 'nonsense'", "'corpus'"]),
     (["corpus"], ["required: COMMAND"]),
