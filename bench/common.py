@@ -173,13 +173,20 @@ def run_measured(cmd: list[str], env: dict, interval: float = 0.2) -> tuple[floa
     return wall, peak
 
 
+def workspace_env(ws: Path) -> dict:
+    """The environment of a `python -m modevo` child working in workspace `ws`: this checkout's code, offline,
+    its own cache and tokenizer folders."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+            "MODEVO_CACHE": str(ws / "cache"), "MODEVO_TOKENIZERS": str(ws / "tokenizers"),
+            "TOKENIZERS_PARALLELISM": "false"}
+
+
 def build_corpus_and_units(workdir: Path, documents: int, sentences_per_document: int, tokenizers: list[str],
                            num_proc: int | None = None) -> dict:
     """The cpu reproduction's corpus stage (text, phones, every training rendering) and unit stage (tokenizer
     trained, renderings encoded) on the first `documents` vendored novels, capped at `sentences_per_document`,
     into a fresh cache: seconds and peak RSS per stage, audio seconds per rendering."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-           "MODEVO_CACHE": str(workdir / "cache"), "MODEVO_TOKENIZERS": str(workdir / "tokenizers")}
+    env = workspace_env(workdir)
     size = [f"source.max_documents={documents}", f"source.max_sentences_per_document={sentences_per_document}"]
     procs = [f"--num-proc={num_proc}"] if num_proc else []
     py = [sys.executable, "-m", "modevo"]

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import common  # noqa: F401
-from common import ROOT, machine, save, table
+from common import ROOT, machine, save, table, workspace_env
 
 CORPUS = ["source.max_documents=2", "source.max_sentences_per_document=40", "split.chunk_sentences=5"]
 UNITS = ["units.k=16", "units.iterations=20", "units.max_train_frames=40000", "views.text_bpe_vocab=80",
@@ -69,15 +69,9 @@ def commands(ws: Path, view: str = "phone", num_proc: int | None = None) -> dict
 STAGES = ["corpus", "units", "views", "train", "eval"]
 
 
-def env_for(ws: Path) -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-            "MODEVO_CACHE": str(ws / "cache"), "MODEVO_TOKENIZERS": str(ws / "tokenizers"),
-            "TOKENIZERS_PARALLELISM": "false"}
-
-
 def start(ws: Path, stage: str, num_proc: int | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "modevo", *commands(ws, num_proc=num_proc)[stage]], cwd=ROOT,
-                            env=env_for(ws), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=workspace_env(ws), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
 
@@ -180,7 +174,7 @@ def concurrent_writers(base: Path, ws: Path) -> dict:
     """Two `modevo train` processes (different views) logging to one sqlite MLflow store at once."""
     restore(base, ws)
     procs = [subprocess.Popen([sys.executable, "-m", "modevo", *commands(ws, view)["train"]], cwd=ROOT,
-                              env=env_for(ws), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              env=workspace_env(ws), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for view in ("phone", "text-bpe")]
     errs = [p.communicate()[1] for p in procs]
     rcs = [p.returncode for p in procs]
