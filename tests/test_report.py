@@ -147,3 +147,12 @@ def test_one_factor_never_writes_over_the_whole_papers_tables():
     assert default_out("cpu") == Path("results/cpu")
     assert default_out("cpu", "A") == Path("results/cpu/factor-a")
     assert default_out("cpu", "C", "phonetic-kmeans") == Path("results/cpu/factor-c-phonetic-kmeans")
+
+
+def test_speech_grid_lists_every_test_rendering_own_first(runs_dir, tmp_path):
+    _fake_run(runs_dir, "speech@fixed/mel-kmeans", {"swuggy": 0.7, "swuggy/test-varied": 0.6})
+    out = report("smoke", tmp_path / "r", runs_dir)
+    md = (tmp_path / "r" / "speech_grid.md").read_text()
+    rows = [ln for ln in md.splitlines() if ln.startswith("| speech-fixed")]
+    assert len(rows) == 2 and "| yes |" in rows[0] and "| yes |" not in rows[1]
+    assert all("test-" not in k for r in out["table4"] for k in r)  # the grid stays out of Table 4

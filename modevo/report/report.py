@@ -12,7 +12,7 @@ from pathlib import Path
 from modevo.errors import InputError
 from modevo.report.collect import by_condition, check_hashes, collect
 from modevo.report.figures import factor_deltas, layer_curves, training_curves
-from modevo.report.tables import breakdown_rows, paper_note, table3, table4, to_markdown, units_table, wall_times, write_table
+from modevo.report.tables import breakdown_rows, grid_rows, paper_note, table3, table4, to_markdown, units_table, wall_times, write_table
 from modevo.views.registry import DEFAULT_TOKENIZER, factor_views, parse_view
 
 
@@ -47,6 +47,11 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
         files += write_table(t3, out, "table3", f"Table 3 ({scale}): factor deltas (after − before)", notes[:3] + [
             "delta with paired 95% CI on the items both conditions rendered; 'cannot tell' = the CI spans 0 and "
             "equivalence within ±2 points is not shown; MDE = minimum detectable difference at 80% power"])
+    grid = grid_rows(conditions)
+    if grid:
+        files += write_table(grid, out, "speech_grid", f"Speech conditions on each test rendering ({scale})", [
+            "seed 0, final checkpoint; 'own' is the condition's training rendering (the headline in Table 4); "
+            "acc in % with 95% CI"])
     breakdowns = breakdown_rows(conditions)
     if breakdowns:
         files += write_table(breakdowns, out, "breakdowns", f"Accuracy per breakdown group ({scale}), seed 0, final "

@@ -100,6 +100,24 @@ def breakdown_rows(conditions: dict[str, list[Run]]) -> list[dict]:
     return rows
 
 
+def grid_rows(conditions: dict[str, list[Run]]) -> list[dict]:
+    """Speech conditions on every test rendering (own first): trained on fixed / varied × tested on fixed /
+    varied / held-out voice, seed 0's final checkpoint, beside the n-gram baseline of that rendering."""
+    rows = []
+    for view, runs in conditions.items():
+        final = runs[0].final
+        for key in keys_of(conditions):
+            if key not in final or not any(k.startswith(key + "/test-") for k in final):
+                continue
+            for k in [key] + sorted(k for k in final if k.startswith(key + "/test-")):
+                s = final[k]
+                rows.append({"condition": condition_name(view), "task": key.removeprefix("eval/"),
+                             "test rendering": s.get("test_rendering") or "—", "own": "yes" if k == key else "",
+                             "n": s["rendered"], "acc": _fmt(s["acc"]["mean"], s["acc"]["lo"], s["acc"]["hi"]),
+                             "n-gram": _fmt(s["baselines"]["ngram"]["mean"])})
+    return rows
+
+
 def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]:
     """One row per factor pair × task: from → to accuracy, the absolute and relative delta with a paired
     (hierarchical over seeds) CI on the items both rendered, TOST, MDE and the verdict."""
