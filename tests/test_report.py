@@ -156,3 +156,16 @@ def test_speech_grid_lists_every_test_rendering_own_first(runs_dir, tmp_path):
     rows = [ln for ln in md.splitlines() if ln.startswith("| speech-fixed")]
     assert len(rows) == 2 and "| yes |" in rows[0] and "| yes |" not in rows[1]
     assert all("test-" not in k for r in out["table4"] for k in r)  # the grid stays out of Table 4
+
+
+def test_a_run_whose_last_checkpoint_is_unscored_is_left_out(runs_dir, tmp_path):
+    from modevo.score.compare import latest_eval
+
+    folder = _fake_run(runs_dir, "text-char", {"sblimp": 0.6, "swuggy": 0.9})  # scored at 1,000 tokens
+    (folder / "checkpoints").mkdir()
+    for tokens in (1000, 2000):  # ... but it trained on to 2,000: an earlier milestone must not stand in
+        (folder / "checkpoints" / f"tokens-{tokens:012d}.pt").write_bytes(b"")
+    out = report("smoke", tmp_path / "r", runs_dir)
+    assert "text-char" not in [r["view"] for r in out["table4"]]
+    with pytest.raises(InputError, match="last checkpoint tokens-000000002000.pt has not been scored .only earlier"):
+        latest_eval(folder)

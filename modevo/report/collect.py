@@ -7,12 +7,15 @@ come from each run's latest scored checkpoint (<run>/eval/<ckpt>/summary.json, w
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from modevo.errors import InputError
 from modevo.score.runs import finished_runs
 from modevo.views.registry import parse_view
+
+log = logging.getLogger("modevo.report")
 
 # Wang et al. (arXiv 2412.17048), converged models, as given by a secondary digest (DESIGN.md): two of its
 # derived deltas do not add up, so these are printed as "secondary source, unverified" wherever they appear.
@@ -33,9 +36,13 @@ class Run:
     tags: dict
     results: dict  # run.json results: tokens_seen, epochs, ...
     evals: dict[str, dict] = field(default_factory=dict)  # checkpoint name → {metric key: summary}
+    last_checkpoint: str | None = None  # the run's final weights (checkpoints/<name>.pt), when the folder has them
 
     @property
     def final(self) -> dict:
+        """Scores of the run's last checkpoint; {} until it is scored (an earlier milestone never stands in)."""
+        if self.last_checkpoint is not None:
+            return self.evals.get(self.last_checkpoint, {})
         return self.evals[max(self.evals)] if self.evals else {}
 
 
@@ -62,6 +69,11 @@ def collect(scale: str, runs_dir: str | Path = "runs", tracking_uri: str | None 
                   info.get("results", {}))
         for s in sorted((folder / "eval").glob("tokens-*/summary.json")):
             run.evals[s.parent.name] = json.loads(s.read_text())["results"]
+        ckpts = sorted((folder / "checkpoints").glob("tokens-*.pt"))
+        run.last_checkpoint = ckpts[-1].stem if ckpts else None
+        if run.evals and not run.final:
+            log.warning("%s: last checkpoint %s not scored yet (only earlier milestones); left out of the report",
+                        folder, run.last_checkpoint)
         runs.append(run)
     return runs
 
@@ -70,7 +82,7 @@ def by_condition(runs: list[Run]) -> dict[str, list[Run]]:
     """view → its scored runs (one per seed; the newest run of a seed wins)."""
     out: dict[str, dict[int, Run]] = {}
     for r in runs:
-        if r.evals:
+        if r.final:
             out.setdefault(parse_view(r.view).name, {})[r.seed] = r
     return {v: [rs[s] for s in sorted(rs)] for v, rs in out.items()}
 

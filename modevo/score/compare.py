@@ -18,8 +18,18 @@ from modevo.score import stats
 
 
 def latest_eval(run_dir: Path) -> Path:
-    """The scored checkpoint with the most tokens in <run>/eval/."""
-    found = sorted(p for p in (Path(run_dir) / "eval").glob("tokens-*") if (p / "summary.json").is_file())
+    """The scores of the run's last checkpoint (<run>/eval/<last milestone>/). An earlier milestone never
+    stands in for it: its tokens seen, and with score.milestone_tasks its tasks, are not the run's. A folder
+    without checkpoints/ (scores copied elsewhere) gives its scored checkpoint with the most tokens."""
+    run_dir = Path(run_dir)
+    ckpts = sorted((run_dir / "checkpoints").glob("tokens-*.pt"))
+    found = sorted(p for p in (run_dir / "eval").glob("tokens-*") if (p / "summary.json").is_file())
+    if ckpts:
+        last = run_dir / "eval" / ckpts[-1].stem
+        if last in found:
+            return last
+        raise InputError(f"run {run_dir}: its last checkpoint {ckpts[-1].name} has not been scored"
+                         + (" (only earlier milestones are)" if found else "") + f": run `modevo eval --run {run_dir}`")
     if not found:
         raise InputError(f"run {run_dir} has not been scored: run `modevo eval --run {run_dir}` first")
     return found[-1]
