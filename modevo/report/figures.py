@@ -94,22 +94,28 @@ def layer_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str,
 
 def factor_deltas(table3_rows: list[dict], path: Path, hashes: dict[str, str]) -> Path:
     """Table 3 as a forest plot: each factor pair × task, the paired delta (points) with its 95% CI and ±MDE
-    shaded, so "cannot tell" (a CI across 0) is visible at a glance."""
+    shaded, so "cannot tell" (a CI across 0) is visible at a glance. One panel per task, stacked."""
+    plt = _plt()
     rows = [r for r in table3_rows if "_delta" in r]
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    plt, fig, axes = _panels(max(1, len(tasks)))
-    for ax, task in zip(axes, tasks):
+    tasks = list(dict.fromkeys(r["task"] for r in rows)) or ["(no factor pair scored)"]
+    heights = [max(1, sum(r["task"] == t for r in rows)) for t in tasks]
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(8, 0.9 + 0.32 * sum(heights) + 0.5 * len(tasks)), dpi=120,
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    short = lambda name: name.replace(" (synthetic durations)", "").replace(" (mean durations)", "").replace(
+        ", synthetic)", ")")
+    for ax, task in zip(axes[:, 0], tasks):
         mine = [r for r in rows if r["task"] == task]
         for y, r in enumerate(mine):
             mean, lo, hi, mde = (100 * v for v in r["_delta"])
-            ax.fill_betweenx([y - 0.25, y + 0.25], -mde, mde, color="grey", alpha=0.15, lw=0)
+            ax.fill_betweenx([y - 0.3, y + 0.3], -mde, mde, color="grey", alpha=0.15, lw=0)
             ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", ms=4, capsize=3,
                         color="black" if lo <= 0 <= hi else ("tab:green" if lo > 0 else "tab:red"))
         ax.axvline(0, color="grey", lw=0.8, ls=":")
-        ax.set_yticks(range(len(mine)), [f"{r['factor']}: {r['from']} → {r['to']}" for r in mine], fontsize=5)
-        ax.invert_yaxis()
-        ax.set_title(task, fontsize=9)
-        ax.set_xlabel("accuracy after − before (points, 95% CI; grey: ±MDE)")
-    note = "black: CI spans 0 (cannot tell unless TOST shows equivalence); task sets " + ", ".join(
-        f"{t} {h}" for t, h in hashes.items())
+        ax.set_yticks(range(len(mine)), [f"{r['factor']}: {short(r['from'])} → {short(r['to'])}" for r in mine],
+                      fontsize=7)
+        ax.set_ylim(len(mine) - 0.5, -0.5)
+        ax.set_title(task, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("after − before, accuracy points (paired 95% CI; grey: ±MDE)")
+    note = "black: CI spans 0 (cannot tell unless TOST shows equivalence); red/green: lower/higher after\ntask sets " \
+        + ", ".join(f"{t} {h}" for t, h in hashes.items())
     return _finish(plt, fig, path, note)
