@@ -90,6 +90,8 @@ def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
     assert out["table4"][0]["sblimp paper*"] == "74.9"  # the paper's number beside ours, marked
     # every fake run beats the constant 0.5 n-gram on swuggy (p = 0.8-0.9), and the row says so
     assert all(r["swuggy − n-gram"].endswith("beats it") for r in out["table4"])
+    glance = (tmp_path / "results" / "table4_compact.md").read_text()
+    assert "| text-bpe | 0.00 M | 1.5 |" in glance and "3g 50.0 ✓" in glance
     pairs = {(r["from"], r["to"], r["task"]) for r in out["table3"]}
     assert pairs == {("text-bpe", "phone-bpe", "sblimp"), ("text-bpe", "phone-bpe", "swuggy")}  # only pairs present
     for r in out["table3"]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from modevo.errors import InputError
 from modevo.report.collect import by_condition, check_hashes, collect
 from modevo.report.figures import factor_deltas, layer_curves, training_curves
-from modevo.report.tables import breakdown_rows, grid_rows, paper_note, table3, table4, to_markdown, units_table, wall_times, write_table
+from modevo.report.tables import breakdown_rows, compact, grid_rows, paper_note, table3, table4, to_markdown, units_table, wall_times, write_table
 from modevo.views.registry import DEFAULT_TOKENIZER, factor_views, parse_view
 
 
@@ -43,6 +43,9 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
              "several seeds); baselines beside each task", paper_note()]
     t4, t3 = table4(conditions), table3(conditions)
     files = write_table(t4, out, "table4", f"Table 4 ({scale}): accuracy per condition and task", notes)
+    files += write_table(compact(t4), out, "table4_compact", f"Table 4 at a glance ({scale})", notes + [
+        "each cell: model accuracy [95% CI] · SW shorter-wins · 3g n-gram · WO word overlap (tSC), each baseline "
+        "marked ✓ model beats it, ✗ model below it, ≈ cannot tell (paired 95% CI, seed 0)"])
     if t3:
         files += write_table(t3, out, "table3", f"Table 3 ({scale}): factor deltas (after − before)", notes[:3] + [
             "delta with paired 95% CI on the items both conditions rendered; 'cannot tell' = the CI spans 0 and "

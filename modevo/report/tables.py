@@ -82,6 +82,26 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
     return rows
 
 
+def compact(table4_rows: list[dict]) -> list[dict]:
+    """Table 4 in one screen: per task the model's accuracy [95% CI] and each baseline with a mark, ✓ the model
+    beats it (paired CI above 0), ✗ below it, ≈ cannot tell / equivalent."""
+    mark = lambda v: "✓" if v.endswith("beats it") else ("✗" if v.endswith("below it") else "≈")
+    out = []
+    for r in table4_rows:
+        row = {"condition": r["condition"], "tokens": f"{r['tokens_seen'] / 1e6:.2f} M", "epochs": r["epochs"]}
+        for task in TASK_ORDER:
+            if task not in r:
+                continue
+            parts = [str(r[task])]
+            for col, name in (("shorter-wins", "SW"), ("n-gram", "3g"), ("word-overlap", "WO")):
+                if f"{task} {col}" in r:
+                    parts.append(f"{name} {r[f'{task} {col}']}" + (f" {mark(r[f'{task} − {col}'])}"
+                                                                 if f"{task} − {col}" in r else ""))
+            row[task] = " · ".join(parts)
+        out.append(row)
+    return out
+
+
 def _beats(verdict: str) -> str:
     return {"model higher": "beats it", "model lower": "below it"}.get(verdict, verdict)
 
