@@ -45,7 +45,7 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
     files = write_table(t4, out, "table4", f"Table 4 ({scale}): accuracy per condition and task", notes)
     files += write_table(compact(t4), out, "table4_compact", f"Table 4 at a glance ({scale})", notes + [
         "each cell: model accuracy [95% CI] · SW shorter-wins · 3g n-gram · WO word overlap (tSC), each baseline "
-        "marked ✓ model beats it, ✗ model below it, ≈ cannot tell (paired 95% CI, seed 0)"])
+        "marked ✓ model beats it, ✗ model below it, ≈ cannot tell (paired 95% CI, seed 0); paper* as in Table 4"])
     if t3:
         files += write_table(t3, out, "table3", f"Table 3 ({scale}): factor deltas (after − before)", notes[:3] + [
             "delta with paired 95% CI on the items both conditions rendered; 'cannot tell' = the CI spans 0 and "

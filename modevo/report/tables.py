@@ -84,7 +84,7 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
 
 def compact(table4_rows: list[dict]) -> list[dict]:
     """Table 4 in one screen: per task the model's accuracy [95% CI] and each baseline with a mark, ✓ the model
-    beats it (paired CI above 0), ✗ below it, ≈ cannot tell / equivalent."""
+    beats it (paired CI above 0), ✗ below it, ≈ cannot tell / equivalent; then the paper's number (marked)."""
     mark = lambda v: "✓" if v.endswith("beats it") else ("✗" if v.endswith("below it") else "≈")
     out = []
     for r in table4_rows:
@@ -97,6 +97,8 @@ def compact(table4_rows: list[dict]) -> list[dict]:
                 if f"{task} {col}" in r:
                     parts.append(f"{name} {r[f'{task} {col}']}" + (f" {mark(r[f'{task} − {col}'])}"
                                                                  if f"{task} − {col}" in r else ""))
+            if f"{task} paper*" in r:
+                parts.append(f"paper* {r[f'{task} paper*']}")
             row[task] = " · ".join(parts)
         out.append(row)
     return out
