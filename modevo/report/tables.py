@@ -76,6 +76,7 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
                 if d:  # seed 0's paired difference: does the model beat this baseline?
                     row[f"{task} − {name}"] = (f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] "
                                                + _beats(d["verdict"]))
+                    row.setdefault("_marks", {})[(task, name)] = _MARKS.get(d["verdict"], "≈")  # for compact()
             if task in PAPER_TASKS:
                 row[f"{task} paper*"] = f"{PAPER[spec.family][PAPER_TASKS[task]]:.1f}"
         rows.append(row)
@@ -85,7 +86,6 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
 def compact(table4_rows: list[dict]) -> list[dict]:
     """Table 4 in one screen: per task the model's accuracy [95% CI] and each baseline with a mark, ✓ the model
     beats it (paired CI above 0), ✗ below it, ≈ cannot tell / equivalent; then the paper's number (marked)."""
-    mark = lambda v: "✓" if v.endswith("beats it") else ("✗" if v.endswith("below it") else "≈")
     out = []
     for r in table4_rows:
         row = {"condition": r["condition"], "tokens": f"{r['tokens_seen'] / 1e6:.2f} M", "epochs": r["epochs"]}
@@ -95,13 +95,16 @@ def compact(table4_rows: list[dict]) -> list[dict]:
             parts = [str(r[task])]
             for col, name in (("shorter-wins", "SW"), ("n-gram", "3g"), ("word-overlap", "WO")):
                 if f"{task} {col}" in r:
-                    parts.append(f"{name} {r[f'{task} {col}']}" + (f" {mark(r[f'{task} − {col}'])}"
-                                                                 if f"{task} − {col}" in r else ""))
+                    m = r.get("_marks", {}).get((task, col))
+                    parts.append(f"{name} {r[f'{task} {col}']}" + (f" {m}" if m else ""))
             if f"{task} paper*" in r:
                 parts.append(f"paper* {r[f'{task} paper*']}")
             row[task] = " · ".join(parts)
         out.append(row)
     return out
+
+
+_MARKS = {"model higher": "✓", "model lower": "✗"}  # anything else: cannot tell / equivalent, ≈
 
 
 def _beats(verdict: str) -> str:
