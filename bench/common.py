@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,18 +21,9 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` from a checkout without `pi
 
 
 def machine() -> str:
-    import torch
+    from modevo.machine import summary
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, {gpu}"
+    return summary()
 
 
 def interleaved(fns: dict, rounds: int, per_round: int = 1) -> dict[str, float]:

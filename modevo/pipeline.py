@@ -229,13 +229,13 @@ def run_steps(steps: list[Step], times_log: Path | None = None) -> None:
 
 
 def _log_time(path: Path, step: Step, started: float, code: int) -> None:
-    import os
-    import platform
+    from .machine import describe
 
     what = "all finished runs of the scale" if step.stage == "eval" else step.what  # one eval step scores them all
+    machine = describe(with_torch=False)
     rec = {"stage": step.stage, "what": what, "seconds": round(time.time() - started, 1), "exit": code,
-           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "host": platform.node(),
-           "cpus": os.cpu_count(), "command": step.command[2:]}
+           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "host": machine["host"],
+           "cpus": machine["cpus"], "command": step.command[2:]}
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(rec) + "\n")

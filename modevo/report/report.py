@@ -4,12 +4,11 @@ LaTeX; Figs. 1-3 as PNG; provenance.json naming every run, task-set hash and the
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 from modevo.errors import InputError
+from modevo.machine import describe as describe_machine
 from modevo.report.collect import by_condition, check_hashes, collect
 from modevo.report.figures import factor_deltas, layer_curves, training_curves
 from modevo.report.tables import breakdown_rows, compact, grid_rows, paper_note, table3, table4, to_markdown, units_table, wall_times, write_table
@@ -77,7 +76,7 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
         files.append(layer_curves(conditions, out / "fig3_swuggy_layers.png", hashes, only="eval/swuggy"))
     if t3:
         files.append(factor_deltas(t3, out / "fig4_factor_deltas.png", hashes))
-    provenance = {"scale": scale, "task_hashes": hashes, "protocol": protocol, "machine": _machine(),
+    provenance = {"scale": scale, "task_hashes": hashes, "protocol": protocol, "machine": describe_machine(),
                   "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "runs": {v: [{"mlflow_run_id": r.run_id, "run_dir": str(r.run_dir), "seed": r.seed,
                                 "checkpoint": max(r.evals), "code_version": r.tags.get("code_version")}
@@ -93,14 +92,6 @@ def default_out(scale: str, factor: str | None = None, tokenizer: str = DEFAULT_
     if factor is None:
         return Path("results") / scale
     return Path("results") / scale / (f"factor-{factor.lower()}" + (f"-{tokenizer}" if factor.upper() == "C" else ""))
-
-
-def _machine() -> dict:
-    import torch
-
-    return {"host": platform.node(), "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def print_rows(rows: list[dict], title: str, notes: list[str], columns: list[str] | None = None) -> None:
