@@ -188,3 +188,21 @@ def test_hubert_features_are_the_models_hidden_states(hubert_dir, heldout):
         got = tok.features(audio)
         assert got.shape == (40, 32)
         assert torch.allclose(got, want[layer][0], atol=1e-5)
+
+
+def test_collected_and_stacked_frames_are_the_same_frames(train):
+    import torch
+
+    from modevo.units.features import log_mel
+    from modevo.units.mel_kmeans import collect_frames, stack_frames
+
+    utts = utterances(train)
+    per_utt = sum(len(log_mel(u.audio)) for u in utts[:2])
+    cap = per_utt + 7  # ends partway into the third utterance
+    feats, labels = collect_frames(utts, cap, log_mel)
+    stacked = stack_frames(utts, cap, log_mel, feats[0].shape[1])
+    assert len(feats) == 3 and len(feats[2]) == 7 and sum(map(len, feats)) == len(stacked) == cap
+    assert torch.equal(torch.cat(feats), stacked)
+    assert [len(lab) for lab in labels] == [len(f) for f in feats]
+    with pytest.raises(ValueError, match="no training frames"):
+        stack_frames([], cap, log_mel, feats[0].shape[1])

@@ -21,35 +21,37 @@ from modevo.units.features import N_MELS, log_mel, norm_stats
 DEFAULT_K = 500
 
 
-def collect_frames(utterances, max_frames: int, feature) -> tuple[list[torch.Tensor], list[np.ndarray | None]]:
-    """feature(audio) per utterance until max_frames are gathered: ([(T_i, D)], [labels_i or None])."""
-    feats, labels, total = [], [], 0
-    for u in utterances:
-        if total >= max_frames:
-            break
-        f = feature(u.audio)[:max_frames - total]  # (T_i, D)
-        feats.append(f)
-        labels.append(None if u.labels is None else np.asarray(u.labels)[:len(f)])
-        total += len(f)
-    if total == 0:
-        raise ValueError("no training frames: the utterance list is empty")
-    return feats, labels
-
-
-def stack_frames(utterances, max_frames: int, feature, dim: int) -> torch.Tensor:
-    """feature(audio) per utterance until max_frames are gathered, written into one (N, dim) fp32 buffer:
-    one copy of the training frames in memory (a list then torch.cat would hold two). The buffer is
-    allocated at max_frames rows but pages never written are never resident."""
-    buf = torch.empty(max_frames, dim)
+def _frames(utterances, max_frames: int, feature):
+    """(features (T_i, D), utterance) per utterance, the last one clipped so the total is max_frames at most."""
     total = 0
     for u in utterances:
         if total >= max_frames:
             break
-        f = feature(u.audio)[:max_frames - total]  # (T_i, dim)
-        buf[total:total + len(f)] = f
+        f = feature(u.audio)[:max_frames - total]  # (T_i, D)
+        yield f, u
         total += len(f)
     if total == 0:
         raise ValueError("no training frames: the utterance list is empty")
+
+
+def collect_frames(utterances, max_frames: int, feature) -> tuple[list[torch.Tensor], list[np.ndarray | None]]:
+    """feature(audio) per utterance until max_frames are gathered: ([(T_i, D)], [labels_i or None])."""
+    feats, labels = [], []
+    for f, u in _frames(utterances, max_frames, feature):
+        feats.append(f)
+        labels.append(None if u.labels is None else np.asarray(u.labels)[:len(f)])
+    return feats, labels
+
+
+def stack_frames(utterances, max_frames: int, feature, dim: int) -> torch.Tensor:
+    """The same frames written into one (N, dim) fp32 buffer: one copy of the training frames in memory
+    (a list then torch.cat would hold two). The buffer is allocated at max_frames rows but pages never
+    written are never resident."""
+    buf = torch.empty(max_frames, dim)
+    total = 0
+    for f, _ in _frames(utterances, max_frames, feature):
+        buf[total:total + len(f)] = f
+        total += len(f)
     return buf[:total]
 
 
