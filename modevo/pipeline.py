@@ -29,6 +29,11 @@ TEXT_SENTENCES_PER_S = 180.0
 AUDIO_REALTIME = 1000.0
 ITEM_PAIRS_PER_S = 160.0
 SECONDS_PER_SENTENCE = 3.2  # spoken at 160 wpm, ~8.5 words: used before a rendering exists
+# Tokens one side of a pair feeds the model, per task: means of the cpu reproduction's scored items (frame
+# views at 50 Hz; character/phone views, which BPE views undercut). A story's context fills the window, so
+# tSC costs max_seq_len per side on frame views: it is most of a speech run's scoring time.
+ITEM_TOKENS = {"frame": {"swuggy": 23, "sblimp": 118, "tsc-topic": 10**6, "tsc-in-document": 10**6},
+               "text": {"swuggy": 6, "sblimp": 32, "tsc-topic": 280, "tsc-in-document": 280}}
 
 
 @dataclass
@@ -164,7 +169,12 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
                   "tsc-topic": min(2100, guess / 10), "tsc-in-document": min(2100, guess / 10)}
     pairs = sum(task_pairs.get(t, 2000) for t in ecfg.tasks.names)
     sc = ecfg.score
-    milestone_pairs = pairs if sc.milestone_tasks is None else sum(task_pairs.get(t, 2000) for t in sc.milestone_tasks)
+    milestone_tasks = ecfg.tasks.names if sc.milestone_tasks is None else sc.milestone_tasks
+
+    def tokens_read(tasks, frame_level: bool, window: int) -> float:
+        lengths = ITEM_TOKENS["frame" if frame_level else "text"]
+        return sum(task_pairs.get(t, 2000) * min(lengths.get(t, 100), window) for t in tasks)
+
     for spec in specs:
         for seed in seeds:
             stage = _stage(scale, spec.name, seed, budget, tokenizer, configs, overrides)
@@ -179,12 +189,15 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
             scored_ok = folder is not None and all(scored(folder, c, ecfg) is not None
                                                    for c in checkpoints_of(folder, ecfg.score.checkpoints))
             n_ckpt = stage.train.milestones if sc.checkpoints == "all" else 1
-            item_tokens = 150 if spec.frame_level else 25
             grid = 3 if spec.family == "speech" else 1
             render_s = pairs * grid / ITEM_PAIRS_PER_S if spec.frame_level else pairs / 2000
-            # the last milestone: every task × the grid; the others: all of that, or milestone_tasks on one rendering
-            scored_pairs = grid * pairs + (n_ckpt - 1) * (grid * pairs if sc.milestone_tasks is None else milestone_pairs)
-            score_s = scored_pairs * 2 * item_tokens / (3 * rate)
+            window = stage.model.max_seq_len
+            # the last milestone: every task × the grid; the others: the grid too, or milestone_tasks on one rendering
+            last = grid * tokens_read(ecfg.tasks.names, spec.frame_level, window)
+            earlier = (1 if sc.milestone_tasks is not None else grid) * tokens_read(milestone_tasks, spec.frame_level, window)
+            # two sides a pair; scoring reads ~2x the training tokens/s here (measured: small padded batches and
+            # per-layer read-outs keep it from the ~3x that a forward's share of a training step would give)
+            score_s = 2 * (last + (n_ckpt - 1) * earlier) / (2 * rate)
             steps.append(Step("eval", f"{spec.name} seed {seed}: {', '.join(ecfg.tasks.names)}", scored_ok,
                               None if scored_ok else render_s + score_s,
                               mx + ["eval", "--all", "--scale", scale, "--config", str(eval_path), "--runs-dir",
