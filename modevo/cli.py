@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from modevo import __version__
 from modevo.errors import InputError, ModevoError
+from modevo.jobs import heavy_job
 
 log = logging.getLogger("modevo")
 
@@ -415,6 +417,10 @@ def _setup_logging(verbose: bool) -> None:
     log.propagate = False
 
 
+# commands that keep every core busy for minutes: a second one at the same time gets a one-line warning
+HEAVY = {cmd_corpus_build, cmd_units_build, cmd_views_build, cmd_train, cmd_eval, cmd_factor}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # key=value overrides may come after options too (argparse would refuse positionals split by options)
@@ -428,8 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     func: Callable[[argparse.Namespace], int] = args.func
+    command = " ".join(["modevo", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return func(args)
+        with heavy_job(command) if func in HEAVY else contextlib.nullcontext():
+            return func(args)
     except ModevoError as e:
         print(f"modevo: error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from modevo.cache import cache_root, stable_hash
 from modevo.config import load, to_dict
 from modevo.errors import InputError
+from modevo.jobs import PARENT_ENV
 from modevo.views.registry import parse_view
 
 TEXT_SENTENCES_PER_S = 180.0
@@ -233,7 +235,7 @@ def run_steps(steps: list[Step], times_log: Path | None = None) -> None:
         seen.add(tuple(s.command))
         print(f"modevo: {s.stage}: {s.what}", flush=True)
         started = time.time()
-        code = subprocess.run(s.command).returncode
+        code = subprocess.run(s.command, env={**os.environ, PARENT_ENV: str(os.getpid())}).returncode
         if times_log is not None:
             _log_time(times_log, s, started, code)
         if code != 0:

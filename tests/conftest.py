@@ -5,6 +5,13 @@ import pytest
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_job_lock(tmp_path_factory):
+    """Tests take the heavy-job lock in a folder of their own: a modevo job the user runs meanwhile must not
+    add a warning line to the output the tests check (and the tests must not warn that job)."""
+    os.environ["MODEVO_LOCK_DIR"] = str(tmp_path_factory.mktemp("job-lock"))
+
 PROSE = [
     "Mr. Holmes was seated at the breakfast table. It was a fine, thick piece of wood.",
     "Dr. Mortimer had left his stick behind him. He paid 5 pounds for it in 1884!",
