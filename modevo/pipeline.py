@@ -25,6 +25,7 @@ from modevo.cache import cache_root, stable_hash
 from modevo.config import load, to_dict
 from modevo.errors import InputError
 from modevo.jobs import PARENT_ENV
+from modevo.machine import describe as describe_machine
 from modevo.views.registry import parse_view
 
 TEXT_SENTENCES_PER_S = 180.0
@@ -237,17 +238,20 @@ def run_steps(steps: list[Step], times_log: Path | None = None) -> None:
         started = time.time()
         code = subprocess.run(s.command, env={**os.environ, PARENT_ENV: str(os.getpid())}).returncode
         if times_log is not None:
-            _log_time(times_log, s, started, code)
+            _log_time(times_log, s, started, code, _eval_what(todo) if s.stage == "eval" else s.what)
         if code != 0:
             raise InputError(f"step '{s.stage}: {s.what}' failed (exit {code}); its finished work is kept: rerun "
                              "the same command to go on")
 
 
-def _log_time(path: Path, step: Step, started: float, code: int) -> None:
-    from .machine import describe
+def _eval_what(todo: list[Step]) -> str:
+    """One `eval --all` scores every unscored run of the scale: name the runs this factor needed scored."""
+    runs = [s.what.split(":")[0] for s in todo if s.stage == "eval"]
+    return f"scoring {', '.join(runs)} (and any other unscored run of the scale)"
 
-    what = "all finished runs of the scale" if step.stage == "eval" else step.what  # one eval step scores them all
-    machine = describe(with_torch=False)
+
+def _log_time(path: Path, step: Step, started: float, code: int, what: str) -> None:
+    machine = describe_machine(with_torch=False)
     rec = {"stage": step.stage, "what": what, "seconds": round(time.time() - started, 1), "exit": code,
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "host": machine["host"],
            "cpus": machine["cpus"], "command": step.command[2:]}

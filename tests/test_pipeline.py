@@ -86,6 +86,8 @@ def test_factor_a_end_to_end_prints_its_table3_rows(novels, cache, tmp_path, cap
     times = [json.loads(ln) for ln in (tmp_path / "runs" / "smoke" / "pipeline-times.jsonl").read_text().splitlines()]
     assert [t["stage"] for t in times] == ["corpus"] + ["train"] * 4 + ["eval"]  # every step run, timed once
     assert all(t["exit"] == 0 and t["seconds"] > 0 for t in times)
+    assert times[-1]["what"] == ("scoring text-bpe seed 0, phone-bpe seed 0, text-char seed 0, phone seed 0 "
+                                 "(and any other unscored run of the scale)")  # which runs the one eval step was for
     assert "| total |" in (tmp_path / "results" / "wall_times.md").read_text()
     # a second call finds every step cached and runs nothing
     assert main(["plan", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--eval-config",
