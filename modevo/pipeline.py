@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -33,9 +34,9 @@ AUDIO_REALTIME = 1000.0
 ITEM_PAIRS_PER_S = 160.0
 SECONDS_PER_SENTENCE = 3.2  # spoken at 160 wpm, ~8.5 words: used before a rendering exists
 # Tokens one side of a pair feeds the model, per task: means of the cpu reproduction's scored items (frame
-# views at 50 Hz; character/phone views, which BPE views undercut). A story's context fills the window, so
-# tSC costs max_seq_len per side on frame views: it is most of a speech run's scoring time.
-ITEM_TOKENS = {"frame": {"swuggy": 23, "sblimp": 118, "tsc-topic": 10**6, "tsc-in-document": 10**6},
+# views at 50 Hz; character/phone views, which BPE views undercut), capped at the model's window. A story's
+# context fills the window on frame views (inf): it is most of a speech run's scoring time.
+ITEM_TOKENS = {"frame": {"swuggy": 23, "sblimp": 118, "tsc-topic": math.inf, "tsc-in-document": math.inf},
                "text": {"swuggy": 6, "sblimp": 32, "tsc-topic": 280, "tsc-in-document": 280}}
 
 
@@ -198,9 +199,9 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
             # the last milestone: every task × the grid; the others: the grid too, or milestone_tasks on one rendering
             last = grid * tokens_read(ecfg.tasks.names, spec.frame_level, window)
             earlier = (1 if sc.milestone_tasks is not None else grid) * tokens_read(milestone_tasks, spec.frame_level, window)
-            # two sides a pair; scoring reads ~2x the training tokens/s here (measured: small padded batches and
-            # per-layer read-outs keep it from the ~3x that a forward's share of a training step would give)
-            score_s = 2 * (last + (n_ckpt - 1) * earlier) / (2 * rate)
+            # two sides a pair, read at ~2x the training tokens/s (measured here: small padded batches and
+            # per-layer read-outs keep scoring from the ~3x a forward's share of a training step would give)
+            score_s = (last + (n_ckpt - 1) * earlier) / rate
             steps.append(Step("eval", f"{spec.name} seed {seed}: {', '.join(ecfg.tasks.names)}", scored_ok,
                               None if scored_ok else render_s + score_s,
                               mx + ["eval", "--all", "--scale", scale, "--config", str(eval_path), "--runs-dir",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modevo.errors import InputError
-from modevo.score.runs import finished_runs
+from modevo.score.runs import finished_runs, milestones
 from modevo.views.registry import parse_view
 
 log = logging.getLogger("modevo.report")
@@ -69,7 +69,7 @@ def collect(scale: str, runs_dir: str | Path = "runs", tracking_uri: str | None 
                   info.get("results", {}))
         for s in sorted((folder / "eval").glob("tokens-*/summary.json")):
             run.evals[s.parent.name] = json.loads(s.read_text())["results"]
-        ckpts = sorted((folder / "checkpoints").glob("tokens-*.pt"))
+        ckpts = milestones(folder)
         run.last_checkpoint = ckpts[-1].stem if ckpts else None
         if run.evals and not run.final:
             log.warning("%s: last checkpoint %s not scored yet (only earlier milestones); left out of the report",

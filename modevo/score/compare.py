@@ -15,6 +15,7 @@ import numpy as np
 
 from modevo.errors import InputError
 from modevo.score import stats
+from modevo.score.runs import milestones
 
 
 def latest_eval(run_dir: Path) -> Path:
@@ -22,7 +23,7 @@ def latest_eval(run_dir: Path) -> Path:
     stands in for it: its tokens seen, and with score.milestone_tasks its tasks, are not the run's. A folder
     without checkpoints/ (scores copied elsewhere) gives its scored checkpoint with the most tokens."""
     run_dir = Path(run_dir)
-    ckpts = sorted((run_dir / "checkpoints").glob("tokens-*.pt"))
+    ckpts = milestones(run_dir)
     found = sorted(p for p in (run_dir / "eval").glob("tokens-*") if (p / "summary.json").is_file())
     if ckpts:
         last = run_dir / "eval" / ckpts[-1].stem

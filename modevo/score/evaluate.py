@@ -21,6 +21,7 @@ from modevo.score import stats
 from modevo.score.config import EvalConfig, ScoringConfig
 from modevo.score.logprob import LENS_ROWS, MIN_ROWS, PAD_MULTIPLE
 from modevo.score.pairs import PairScores, score_model, score_ngram, shorter_wins, word_overlap
+from modevo.score.runs import milestones
 from modevo.tasks.registry import load_tasks
 from modevo.tasks.render import ItemRenderer, RenderedTask
 
@@ -181,7 +182,7 @@ def plot_layers(summary: dict, path: Path, title: str) -> None:
 
 
 def checkpoints_of(run_dir: Path, which: str) -> list[Path]:
-    found = sorted((run_dir / "checkpoints").glob("tokens-*.pt"))
+    found = milestones(run_dir)
     if not found:
         raise InputError(f"run {run_dir} has no checkpoints (checkpoints/tokens-*.pt): train it first")
     return found if which == "all" else found[-1:]

@@ -9,6 +9,11 @@ from pathlib import Path
 from modevo.errors import InputError
 
 
+def milestones(run_dir: str | Path) -> list[Path]:
+    """A run's checkpoints (checkpoints/tokens-*.pt) in training order; the last one is the run's final weights."""
+    return sorted((Path(run_dir) / "checkpoints").glob("tokens-*.pt"))  # zero-padded token counts sort in order
+
+
 def default_tracking_uri(runs_dir: str | Path) -> str:
     return f"sqlite:///{Path(runs_dir).resolve() / 'mlflow.db'}"
 
