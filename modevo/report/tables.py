@@ -75,8 +75,8 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
                 d = b.get(base, {}).get("model_minus_baseline")
                 if d:  # seed 0's paired difference: does the model beat this baseline?
                     row[f"{task} − {name}"] = (f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] "
-                                               + _beats(d["verdict"]))
-                    row.setdefault("_marks", {})[(task, name)] = _MARKS.get(d["verdict"], "≈")  # for compact()
+                                               + _BEATS.get(d["verdict"], (d["verdict"],))[0])
+                    row.setdefault("_marks", {})[(task, name)] = _BEATS.get(d["verdict"], ("", "≈"))[1]  # for compact()
             if task in PAPER_TASKS:
                 row[f"{task} paper*"] = f"{PAPER[spec.family][PAPER_TASKS[task]]:.1f}"
         rows.append(row)
@@ -104,11 +104,9 @@ def compact(table4_rows: list[dict]) -> list[dict]:
     return out
 
 
-_MARKS = {"model higher": "✓", "model lower": "✗"}  # anything else: cannot tell / equivalent, ≈
-
-
-def _beats(verdict: str) -> str:
-    return {"model higher": "beats it", "model lower": "below it"}.get(verdict, verdict)
+# a baseline comparison's verdict → (Table 4's words, the compact table's mark); any other verdict (cannot
+# tell, equivalent) keeps its own words and is marked ≈
+_BEATS = {"model higher": ("beats it", "✓"), "model lower": ("below it", "✗")}
 
 
 def breakdown_rows(conditions: dict[str, list[Run]]) -> list[dict]:
