@@ -241,17 +241,20 @@ def test_zerospeech_gold_in_and_submission_out(char_run, workdir, tmp_path):
         (tmp_path / kind / "dev").mkdir(parents=True)
     lex = write(tmp_path / "lexical" / "dev" / "gold.csv", LEX_HEADER, lex_rows())
     syn = write(tmp_path / "syntactic" / "dev" / "gold.csv", SYN_HEADER, syn_rows())
-    cfg = _cfg("tasks.names=[swuggy-zr21,sblimp-zr21]", f"tasks.zr_lexical_gold={lex}", f"tasks.zr_syntactic_gold={syn}")
+    cfg = _cfg("tasks.names=[swuggy-zr21,sblimp-zr21]", f"tasks.zr_lexical={lex}", f"tasks.zr_syntactic={syn}")
     phone = _train(workdir, "phone")
     for run, text_view in ((phone, False), (char_run, True)):
         (ckpt, summaries), = evaluate_run(run, cfg, progress=False, log_mlflow=False).items()
         lexical = summaries["eval/swuggy-zr21"]
         sub = lexical["zerospeech_submission"]
-        scores = read_submission(sub["path"])
-        assert Path(sub["path"]).relative_to(run / "eval").parts[-3:] == ("zerospeech", "lexical", "dev.txt")
-        assert len(scores) == len(lex_rows())  # every wav of the gold file has a line
-        if text_view:  # pseudowords have no spelling: text views skip them, the file says tie
-            assert lexical["skipped"] == {"no_spelling": lexical["items"]} and sub["tie_filled_pairs"] == lexical["items"]
+        if text_view:  # pseudowords have no spelling: nothing renders, nothing is scored, no file says 50%
+            assert lexical["skipped"] == {"no_spelling": lexical["items"]} and lexical["rendered"] == 0
+            assert lexical["not_scored"] == f"n=0: no_spelling {lexical['items']}" and lexical["mde"] is None
+            assert sub["path"] is None and not (run / "eval" / ckpt.removesuffix(".pt") / "zerospeech" / "lexical").exists()
         else:
+            scores = read_submission(sub["path"])
+            assert Path(sub["path"]).relative_to(run / "eval").parts[-3:] == ("zerospeech", "lexical", "dev.txt")
+            assert len(scores) == len(lex_rows())  # every wav of the gold file has a line
             assert lexical["rendered"] == lexical["items"] and sub["tie_filled_pairs"] == 0
-        assert "zerospeech_submission" in summaries["eval/sblimp-zr21"]
+            assert lexical["aggregate"] == "group" and lexical["groups"] == 4
+        assert summaries["eval/sblimp-zr21"]["zerospeech_submission"]["path"]

@@ -218,22 +218,46 @@ def test_unpaired(tmp_path):
     _one_line(e, g, 2, "unpaired", "no grammatical sentence")
 
 
-def test_duplicate_row(tmp_path):
+def test_repeated_row_kept_once_and_listed(tmp_path):
     rows = lex_rows()
-    rows.append(rows[0].replace("w1Alex", "w1Alex-bis"))  # same id, voice, correct: line 18
+    rows.append(rows[0])  # the same (id, voice, filename) again: line 18
+    ts = load_lexical_gold(write(tmp_path / "gold.csv", LEX_HEADER, rows))
+    assert len(ts) == 8 and ts.source["repeated_rows"] == [{"line": 18, "first_line": 2, "filename": "w1Alex"}]
+
+
+def test_one_member_both_correct_and_incorrect_is_one_line(tmp_path):
+    rows = lex_rows()
+    rows.append(re.sub(r",1$", ",0", rows[0]))
     f = write(tmp_path / "gold.csv", LEX_HEADER, rows)
     with pytest.raises(InputError) as e:
         load_lexical_gold(f)
-    _one_line(e, f, 18, "duplicate row", "id '1'", "voice 'Alex'", "correct=1", "first at line 2")
+    _one_line(e, f, 18, "filename 'w1Alex'", "correct=0 here but correct=1 at line 2")
 
 
-def test_duplicate_filename(tmp_path):
+def test_shared_foil_serves_several_pairs(tmp_path):
+    """Real gold files reuse one pseudoword's file across ids and voices: every row is a member, the file
+    scores the same in each pair, and an (id, voice) with two foils gives two pairs (the official merge)."""
     rows = lex_rows()
-    rows[5] = rows[5].replace("n2Alex", "w1Alex")
-    f = write(tmp_path / "gold.csv", LEX_HEADER, rows)
+    rows[3] = rows[3].replace("n1Bruce", "n1Alex")  # id 1: both voices use one foil file
+    rows.append("n1Alex,2,Alex,3,,k ɪ t,3,0")  # ... which is also a second foil of id 2 / Alex
+    ts = load_lexical_gold(write(tmp_path / "gold.csv", LEX_HEADER, rows))
+    ids = [p.id for p in ts.pairs]
+    assert "1/Bruce" in ids and "2/Alex/w2Alex/n1Alex" in ids and "2/Alex/w2Alex/n2Alex" in ids
+    assert ts.source["filenames"]["1/Bruce"] == ["w1Bruce", "n1Alex"] and ts.source["shared_files"] == 2  # n1Alex, and w2Alex (two foils)
+    assert ts.aggregate == "group" and len({p.group for p in ts.pairs}) == 4
+    per_item = {p.id: (-1.0, -2.0 if "n1Alex" not in ts.source["filenames"][p.id] else -3.0) for p in ts.pairs}
+    conflicts = []
+    scores = submission_scores(ts, per_item, conflicts=conflicts)
+    assert scores["n1Alex"] == -3.0 and conflicts == [] and len(scores) == 15
+
+
+def test_syntactic_two_sentences_for_one_voice_is_one_line(tmp_path):
+    rows = syn_rows()
+    rows.append(rows[0].replace("gagreementsimple1Alex", "other"))
+    f = write(tmp_path / "gold.csv", SYN_HEADER, rows)
     with pytest.raises(InputError) as e:
-        load_lexical_gold(f)
-    _one_line(e, f, 7, "duplicate filename 'w1Alex'")
+        load_syntactic_gold(f)
+    _one_line(e, f, 14, "a second grammatical sentence", "first at line 2")
 
 
 @pytest.mark.parametrize("value", ["2", "yes", "", "1.5"])

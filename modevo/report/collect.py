@@ -40,17 +40,28 @@ class Run:
 
     @property
     def final(self) -> dict:
-        """Scores of the run's last checkpoint; {} until it is scored (an earlier milestone never stands in)."""
+        """Scores of the run's last checkpoint; {} until it is scored (an earlier milestone never stands in).
+        A task that rendered nothing in this view ("not scored (n=0)") is absent, as if never scored."""
         if self.last_checkpoint is not None:
-            return self.evals.get(self.last_checkpoint, {})
-        return self.evals[max(self.evals)] if self.evals else {}
+            found = self.evals.get(self.last_checkpoint, {})
+        else:
+            found = self.evals[max(self.evals)] if self.evals else {}
+        return {k: s for k, s in found.items() if not s.get("not_scored")}
 
 
-def condition_name(view: str) -> str:
-    """What a row is, e.g. 'speech-varied (mel-kmeans, synthetic)'; 'phone-repeat@varied (synthetic durations)'."""
+def released_tasks(runs: list[Run]) -> list[str]:
+    """The tasks these runs scored on a benchmark's released audio (not synthesised by modevo)."""
+    return sorted({s["task"] for r in runs for s in r.final.values() if s.get("audio") == "released"})
+
+
+def condition_name(view: str, released: list[str] | tuple = ()) -> str:
+    """What a row is, e.g. 'speech-varied (mel-kmeans, synthetic)'; 'phone-repeat@varied (synthetic durations)';
+    a speech row scored on released benchmark audio says which tasks that was:
+    'speech-varied (mel-kmeans, synthetic; released audio: swuggy-zr21)'."""
     spec = parse_view(view)
     if spec.family == "speech":
-        return f"speech-{spec.rendering} ({spec.tokenizer}, synthetic)"
+        audio = f"; released audio: {', '.join(released)}" if released else ""
+        return f"speech-{spec.rendering} ({spec.tokenizer}, synthetic{audio})"
     if spec.family == "phone-repeat":
         return f"phone-repeat@{spec.rendering}" + (" (mean durations)" if spec.rendering == "mean" else
                                                    " (synthetic durations)")

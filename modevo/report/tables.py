@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modevo.report.collect import PAPER, PAPER_NOTE, PAPER_TASKS, Run, condition_name
+from modevo.report.collect import PAPER, PAPER_NOTE, PAPER_TASKS, Run, condition_name, released_tasks
 from modevo.errors import InputError
 from modevo.score import stats
 from modevo.score.compare import compare, latest_eval, load_items
@@ -51,7 +51,7 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
     rows = []
     for view, runs in conditions.items():
         spec = parse_view(view)
-        row = {"condition": condition_name(view), "view": view, "paper_name": spec.paper_name,
+        row = {"condition": condition_name(view, released_tasks(runs)), "view": view, "paper_name": spec.paper_name,
                "seeds": ",".join(str(r.seed) for r in runs),
                "tokens_seen": int(np.mean([r.results.get("tokens_seen", 0) for r in runs])),
                "epochs": round(float(np.mean([r.results.get("epochs", 0.0) for r in runs])), 2),
@@ -62,8 +62,10 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
                 row[task] = "—"
                 continue
             m, ids, groups = _matrix(runs, key)
-            e = _ci(m, groups)
             s = runs[0].final[key]
+            if s.get("aggregate") == "group":  # the official ZeroSpeech unit: each item's mean over its voices
+                m, groups = stats.group_means(m, groups)
+            e = _ci(m, groups)
             b = s["baselines"]
             row[task] = _fmt(e.mean, e.lo, e.hi)
             row[f"{task} n"] = len(ids)

@@ -51,60 +51,97 @@ def metric_key(task: str, rendering: str | None, own: str | None) -> str:
     return f"eval/{task}" if rendering == own else f"eval/{task}/test-{rendering}"
 
 
-def ci(values: np.ndarray, cfg: ScoringConfig, clusters=None) -> dict:
+def ci(values: np.ndarray, clusters, cfg: ScoringConfig) -> dict:
+    """Mean and bootstrap interval of per-unit scores (clusters: None, or a label per value)."""
     if len(values) == 0:
         return {"mean": None, "lo": None, "hi": None, "n": 0}
     e = stats.bootstrap_ci(values, clusters=clusters, n_boot=cfg.n_boot, level=cfg.level, seed=cfg.seed)
     return {"mean": e.mean, "lo": e.lo, "hi": e.hi, "n": e.n, "method": e.method}
 
 
+# what a task's source lists of the items it left out or had to change (kept in summary.json beside the counts)
+SOURCE_LISTS = ("skipped_identical", "identical", "repeated_rows", "dropped_ids", "missing_audio",
+                "row_order_disagreements", "nonword_spellings_ignored", "unmappable", "shared_files")
+
+
 def summarise(rt: RenderedTask, ps: PairScores, ngram_items: np.ndarray, cfg: ScoringConfig) -> dict:
     """Accuracies of one task in one test rendering: per layer, per breakdown, in-vocabulary subset,
-    baselines, CIs, minimum detectable differences, and the counts behind each."""
+    baselines, CIs, minimum detectable differences, and the counts behind each. A task with
+    aggregate="group" (ZeroSpeech) is a mean over groups of each group's mean over its pairs, as its
+    official scorer computes it; its intervals resample groups. A task with nothing rendered is not scored."""
     task = rt.task
     pairs = [task.pairs[i] for i in ps.index]
-    clusters = [p.group or p.id for p in pairs]
-    clustered = any(p.group for p in pairs)
-    items = {m: ps.items(m, cfg.tie_tolerance) for m in ("sum", "mean")}  # (m, L+1) each
-    head = items[cfg.headline]
-    final = head[:, -1] if len(head) else np.zeros(0)
-    shorter = shorter_wins(ps.n_correct, ps.n_incorrect)
-    in_vocab = rt.in_vocab[ps.index] if len(ps.index) else np.zeros(0, bool)
     out = {
         "task": task.name, "task_hash": task.content_hash, "view": rt.view, "test_rendering": rt.rendering,
-        "items": len(task), "rendered": int(len(ps.index)), "skipped": rt.skip_counts(),
-        "acc": ci(final, cfg, clusters if clustered else None),
-        "acc_sum": float(items["sum"][:, -1].mean()) if len(final) else None,
-        "acc_mean": float(items["mean"][:, -1].mean()) if len(final) else None,
-        "ties": int((final == 0.5).sum()),
-        "context_truncated": int((rt.context_dropped[ps.index] > 0).sum()) if rt.context_dropped is not None
-        and len(ps.index) else 0,
-        "layers": [{"layer": layer, **ci(head[:, layer], cfg, clusters if clustered else None)}
-                   for layer in range(head.shape[1])] if len(head) else [],
-        "in_vocab": ci(final[in_vocab], cfg, [c for c, v in zip(clusters, in_vocab) if v] if clustered else None),
-        "baselines": {"shorter_wins": ci(shorter, cfg, clusters if clustered else None),
-                      "ngram": ci(ngram_items, cfg, clusters if clustered else None)},
-        "mde": {"between_runs": stats.mde(max(1, len(final))), "vs_chance": stats.mde_vs_chance(max(1, len(final)))},
+        "audio": rt.audio, "items": len(task), "rendered": int(len(ps.index)), "skipped": rt.skip_counts(),
+        "aggregate": task.aggregate, "render_key": rt.key,
+        "source": {k: task.source[k] for k in SOURCE_LISTS if task.source.get(k)},
     }
+    for k in ("split", "audio_dir"):
+        if task.source.get(k):
+            out["source"][k] = task.source[k]
+    if rt.audio_notes:
+        out["audio_notes"] = rt.audio_notes
+    if rt.speakers:
+        out["speakers"] = rt.speakers  # task speaker (gold voice) → the modevo voice that stood in
+    if not pairs:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(out["skipped"].items())) or "no items"
+        out.update(not_scored=f"n=0: {reasons}", acc={"mean": None, "lo": None, "hi": None, "n": 0}, layers=[],
+                   baselines={}, breakdowns={}, mde=None, in_vocab={"mean": None, "lo": None, "hi": None, "n": 0})
+        return out
+    by_group = task.aggregate == "group"
+    groups = [p.group or p.id for p in pairs]
+    clustered = not by_group and any(p.group for p in pairs)
+
+    def unit(values, idx=None) -> tuple[np.ndarray, list | None]:
+        """Per-pair values → what the accuracy is a mean of (pairs, or group means), and their clusters."""
+        v = np.asarray(values, dtype=float)
+        g = groups
+        if idx is not None:
+            v, g = v[idx], [groups[j] for j in idx]
+        if not by_group:
+            return v, (g if clustered else None)
+        return stats.group_means(v, g)[0], None
+
+    items = {m: ps.items(m, cfg.tie_tolerance) for m in ("sum", "mean")}  # (m, L+1) each
+    head = items[cfg.headline]
+    final = head[:, -1]
+    shorter = shorter_wins(ps.n_correct, ps.n_incorrect)
+    in_vocab = np.flatnonzero(rt.in_vocab[ps.index])
+    n_units = len(unit(final)[0])
+    out.update({
+        "acc": ci(*unit(final), cfg),
+        "acc_sum": float(unit(items["sum"][:, -1])[0].mean()),
+        "acc_mean": float(unit(items["mean"][:, -1])[0].mean()),
+        "ties": int((final == 0.5).sum()),
+        "context_truncated": int((rt.context_dropped[ps.index] > 0).sum()) if rt.context_dropped is not None else 0,
+        "layers": [{"layer": layer, **ci(*unit(head[:, layer]), cfg)} for layer in range(head.shape[1])],
+        "in_vocab": ci(*unit(final, in_vocab), cfg) if len(in_vocab) else ci(np.zeros(0), None, cfg),
+        "baselines": {"shorter_wins": ci(*unit(shorter), cfg), "ngram": ci(*unit(ngram_items), cfg)},
+        "mde": {"between_runs": stats.mde(n_units), "vs_chance": stats.mde_vs_chance(n_units)},
+    })
+    if by_group:
+        out["groups"] = n_units
     baselines = {"shorter_wins": shorter, "ngram": ngram_items}
-    overlap = word_overlap(task)[ps.index] if len(ps.index) else np.zeros(0)
-    if len(overlap) and not np.isnan(overlap).any():  # tasks with context
+    overlap = word_overlap(task)[ps.index]
+    if not np.isnan(overlap).any():  # tasks with context
         baselines["word_overlap"] = overlap
-        out["baselines"]["word_overlap"] = ci(overlap, cfg, clusters if clustered else None)
+        out["baselines"]["word_overlap"] = ci(*unit(overlap), cfg)
+    model, clusters = unit(final)
     for base, b in baselines.items():
-        if len(final):
-            d = stats.paired_bootstrap(b, final, clusters=clusters if clustered else None, n_boot=cfg.n_boot,
-                                       level=cfg.level, seed=cfg.seed)
-            out["baselines"][base]["model_minus_baseline"] = {"mean": d.mean, "lo": d.lo, "hi": d.hi,
-                                                              "verdict": stats.verdict(d).replace("b ", "model ")}
+        d = stats.paired_bootstrap(unit(b)[0], model, clusters=clusters, n_boot=cfg.n_boot, level=cfg.level,
+                                   seed=cfg.seed)
+        out["baselines"][base]["model_minus_baseline"] = {"mean": d.mean, "lo": d.lo, "hi": d.hi,
+                                                          "verdict": stats.verdict(d).replace("b ", "model ")}
     out["breakdowns"] = {}
     for key in task.breakdowns:
-        groups: dict[str, list[int]] = {}
+        by_label: dict[str, list[int]] = {}
         for j, p in enumerate(pairs):
-            groups.setdefault(p.label(key), []).append(j)
-        out["breakdowns"][key] = {g: {"acc": float(final[idx].mean()), "n": len(idx),
-                                      "shorter_wins": float(shorter[idx].mean()), "ngram": float(ngram_items[idx].mean())}
-                                  for g, idx in sorted(groups.items())}
+            by_label.setdefault(p.label(key), []).append(j)
+        out["breakdowns"][key] = {g: {"acc": float(unit(final, idx)[0].mean()), "n": len(idx),
+                                      "shorter_wins": float(unit(shorter, idx)[0].mean()),
+                                      "ngram": float(unit(ngram_items, idx)[0].mean())}
+                                  for g, idx in sorted(by_label.items())}
     return out
 
 
@@ -286,7 +323,11 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
     renderings = renderer.test_renderings() if sc.test_renderings is None or own is None else \
         [own] + [r for r in sc.test_renderings if r != own]
     tasks = load_tasks(cfg.tasks, renderer.ctx.rows, renderer.ctx.corpus.root / "tasks")
-    rendered = [(renderer.render(t, r), metric_key(t.name, r, own)) for t in tasks for r in renderings]
+    rendered = []
+    for t in tasks:  # a released benchmark is tested on its own audio only (speech views)
+        heads = renderer.test_renderings(t)
+        for r in (heads if t.audio == "released" and renderer.hears_audio else renderings):
+            rendered.append((renderer.render(t, r), metric_key(t.name, r, heads[0])))
     lm, _ = _ngram(renderer, sc)
     ngram_items = {key: score_ngram(lm, rt, sc) for rt, key in rendered}
     prot = protocol(sc)
@@ -297,22 +338,34 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
         model = model.float()
         out_dir = run_dir / "eval" / ckpt.stem
         out_dir.mkdir(parents=True, exist_ok=True)
-        summaries, tables = {}, []
-        for rt, key in _for_checkpoint(rendered, ckpt, last, own, sc):
+        before = _previous(out_dir, prot)
+        summaries, tables, reused = {}, [], set()
+        for rt, key in _for_checkpoint(rendered, ckpt, last, sc):
+            old = before.get(key)
+            if old is not None and not force and old.get("render_key") == rt.key and old["task_hash"] == rt.task.content_hash:
+                summaries[key] = old  # the same items under the same protocol: scored before, kept as it was
+                reused.add(key)
+                continue
             ps = score_model(model, rt, sc, progress=progress)
             s = summarise(rt, ps, ngram_items[key], sc)
             s.update(checkpoint=ckpt.name, tokens_seen=int(payload.get("tokens", 0)), protocol=prot,
                      run_dir=str(run_dir), mlflow_run_id=info.get("mlflow_run_id"), seed=stage.train.seed)
             summaries[key] = s
             tables.append(items_table(rt, ps, ngram_items[key], sc, ckpt.name))
-            if rt.task.name in ZEROSPEECH_TASKS and rt.rendering == own:
-                s["zerospeech_submission"] = _zerospeech_file(rt, ps, sc, out_dir, cfg)
+            if rt.task.name in ZEROSPEECH_TASKS and "/test-" not in key:
+                s["zerospeech_submission"] = _zerospeech_file(rt, ps, sc, out_dir)
             if s["layers"]:
                 plot_layers(s, out_dir / f"{key.replace('/', '_')}.png",
                             f"{rt.view} · {key}\n{ckpt.stem} · n={s['rendered']} · task set {rt.task.content_hash}")
-        _write_items(out_dir / "items.parquet", tables)
-        atomic_write_json(out_dir / "summary.json", {"protocol": prot, "eval_config": to_dict(cfg), "results": summaries})
-        results[ckpt.name] = summaries
+        # tasks scored before and not now are kept: a later `--tasks` call adds to a checkpoint's results
+        kept = {k: v for k, v in before.items() if k not in summaries}
+        merged = {**kept, **summaries}
+        _write_items(out_dir / "items.parquet", tables, keep={(v["task"], v["test_rendering"])
+                                                                for k, v in merged.items() if k not in summaries or k in reused})
+        atomic_write_json(out_dir / "summary.json", {"protocol": prot, "eval_config": to_dict(cfg), "results": merged})
+        if kept:
+            log.info("%s: kept %d result(s) scored before (%s)", out_dir, len(kept), ", ".join(sorted(kept)))
+        results[ckpt.name] = merged
         _print(summaries, ckpt.name, renderer.spec.name)
     if log_mlflow and info.get("mlflow_run_id"):
         from modevo.score.tracking import log_results
@@ -321,37 +374,80 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
     return results
 
 
-def _for_checkpoint(rendered: list, ckpt: Path, last: Path, own: str | None, sc: ScoringConfig) -> list:
+def _for_checkpoint(rendered: list, ckpt: Path, last: Path, sc: ScoringConfig) -> list:
     """What one checkpoint is scored on: everything for the last milestone (and for every milestone unless
     score.milestone_tasks is set); else only those tasks on the view's own test rendering."""
     if sc.milestone_tasks is None or ckpt.resolve() == last.resolve():
         return rendered
-    return [(rt, key) for rt, key in rendered if rt.task.name in sc.milestone_tasks and rt.rendering == own]
+    return [(rt, key) for rt, key in rendered if rt.task.name in sc.milestone_tasks and "/test-" not in key]
 
 
-ZEROSPEECH_TASKS = {"swuggy-zr21": ("lexical", "zr_lexical_gold"), "sblimp-zr21": ("syntactic", "zr_syntactic_gold")}
+def _previous(out_dir: Path, prot: dict) -> dict:
+    """A checkpoint's earlier results that a new call keeps: those scored under this protocol. Results of
+    another protocol are replaced (the report refuses to mix protocols), and that is said."""
+    path = out_dir / "summary.json"
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text())["results"]
+    except (ValueError, KeyError, TypeError):
+        log.warning("%s cannot be read: its results are scored again", path)
+        return {}
+    same = {k: v for k, v in old.items() if v.get("protocol", {}).get("hash") == prot["hash"]}
+    if len(same) < len(old):
+        log.warning("%s: %d result(s) of another scoring protocol are dropped (%s)", path, len(old) - len(same),
+                    ", ".join(sorted(set(old) - set(same))))
+    return same
 
 
-def _zerospeech_file(rt: RenderedTask, ps: PairScores, sc: ScoringConfig, out_dir: Path, cfg: EvalConfig) -> dict:
+ZEROSPEECH_TASKS = {"swuggy-zr21": "lexical", "sblimp-zr21": "syntactic"}
+
+
+def _zerospeech_file(rt: RenderedTask, ps: PairScores, sc: ScoringConfig, out_dir: Path) -> dict:
     """Our scores in ZeroSpeech 2021's submission format (<filename> <score>), so the official scorer can
-    check them: <run>/eval/<ckpt>/zerospeech/<lexical|syntactic>/<dev|test>.txt. Pairs this view cannot
-    render get the same score for both members (a tie, 0.5 in the official scorer) and are counted."""
+    check them: <run>/eval/<ckpt>/zerospeech/<lexical|syntactic>/<dev|test>.txt, named after the split the
+    gold file is from (its folder, or tasks.zr_split; "dev" when neither says, and the summary says it was
+    guessed). Pairs this view cannot render get the same score for both members (a tie, 0.5 in the official
+    scorer) and are counted. Nothing rendered: no file (an all-tie file would read as a 50% result)."""
     from modevo.tasks.zerospeech import submission_scores, write_submission
 
-    kind, field = ZEROSPEECH_TASKS[rt.task.name]
-    gold = Path(getattr(cfg.tasks, field))
-    split = gold.parent.name if gold.parent.name in ("dev", "test") else "dev"
+    if len(ps.index) == 0:
+        return {"path": None, "reason": "not scored (n=0): no submission file written"}
+    kind = ZEROSPEECH_TASKS[rt.task.name]
+    split = rt.task.source.get("split")
+    note = {}
+    if split is None:
+        split = "dev"
+        note = {"split_guessed": "the gold file's folder is neither dev nor test and tasks.zr_split is unset"}
+        log.warning("%s: split guessed as 'dev' (%s); set tasks.zr_split=test for a test set", rt.task.name,
+                    note["split_guessed"])
     c, i = ps.values(sc.headline)
     per_item = {rt.task.pairs[k].id: (float(c[j, -1]), float(i[j, -1])) for j, k in enumerate(ps.index)}
-    scores = submission_scores(rt.task, per_item, fill=0.0)
+    conflicts: list[str] = []
+    scores = submission_scores(rt.task, per_item, fill=0.0, conflicts=conflicts)
+    if conflicts:
+        log.warning("%s: %d shared file(s) scored differently in different pairs (e.g. %s): the official scorer "
+                    "will not reproduce modevo's number exactly", rt.task.name, len(set(conflicts)), conflicts[0])
     path = write_submission(out_dir / "zerospeech" / kind / f"{split}.txt", scores)
-    return {"path": str(path), "files": len(scores), "tie_filled_pairs": len(rt.task) - len(per_item)}
+    return {"path": str(path), "split": split, "files": len(scores), "tie_filled_pairs": len(rt.task) - len(per_item),
+            "conflicting_files": len(set(conflicts)), **note}
 
 
-def _write_items(path: Path, tables) -> None:
+def _write_items(path: Path, tables, keep: set = frozenset()) -> None:
+    """The checkpoint's items: the new tables, plus the earlier rows of the (task, test rendering)s in
+    `keep` (results kept from an earlier call)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    tables = list(tables)
+    if keep and path.is_file():
+        old = pq.read_table(path)
+        mask = np.asarray([(t, r) in keep for t, r in zip(old.column("task").to_pylist(),
+                                                          old.column("test_rendering").to_pylist())], dtype=bool)
+        if mask.any():
+            tables.insert(0, old.filter(pa.array(mask)))
+    if not tables:
+        return
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(pa.concat_tables(tables, promote_options="default"), tmp)
     tmp.replace(path)
@@ -365,12 +461,16 @@ def _fmt(e: dict) -> str:
 
 def _print(summaries: dict, ckpt: str, view: str) -> None:
     for key, s in summaries.items():
+        if s.get("not_scored"):
+            print(f"{view} {ckpt} {key}: not scored ({s['not_scored']}) | task {s['task_hash']}")
+            continue
         b = s["baselines"]
         layers = " ".join(f"{100 * r['mean']:.0f}" for r in s["layers"])
         print(f"{view} {ckpt} {key}: acc {_fmt(s['acc'])} (n={s['rendered']}/{s['items']}; in-vocab "
               f"{_fmt(s['in_vocab'])} n={s['in_vocab']['n']}) | shorter-wins {_fmt(b['shorter_wins'])} | "
               f"{s['protocol']['ngram_order']}-gram {_fmt(b['ngram'])} | "
               + (f"word overlap {_fmt(b['word_overlap'])} | " if "word_overlap" in b else "") + f"layers {layers} | "
-              f"MDE {100 * s['mde']['between_runs']:.1f} pts | task {s['task_hash']}")
+              f"MDE {100 * s['mde']['between_runs']:.1f} pts | task {s['task_hash']}"
+              + (f" | audio {s['audio']}" if s.get("audio") == "released" else ""))
 
 

@@ -48,6 +48,17 @@ def _array(values, name: str, ndim: int = 1) -> np.ndarray:
     return arr
 
 
+def group_means(matrix, groups) -> tuple[np.ndarray, list]:
+    """(…, n_items) per-item scores → (…, n_groups) each group's mean, groups in sorted order, and the labels.
+    The unit of an official ZeroSpeech score: pairs of one item averaged over voices, then items."""
+    arr = np.asarray(matrix, dtype=float)
+    labels, inverse = np.unique(np.asarray([str(g) for g in groups], dtype=object), return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(labels))
+    flat = arr.reshape(-1, arr.shape[-1])
+    sums = np.stack([np.bincount(inverse, weights=row, minlength=len(labels)) for row in flat])
+    return (sums / counts).reshape(*arr.shape[:-1], len(labels)), list(labels)
+
+
 def _check_boot(n_boot: int, level: float) -> None:
     if int(n_boot) != n_boot or n_boot < 1:
         raise InputError(f"n_boot must be a positive integer, got {n_boot!r}")

@@ -11,6 +11,7 @@ Tags: task_hash.<task> (every number carries its task set), scoring_protocol (JS
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,20 @@ from modevo.errors import InputError
 
 def _value(x) -> float:
     return float("nan") if x is None else float(x)
+
+
+# MLflow accepts letters, digits, '_', '-', '.', ' ', '/' in metric names; labels come from data files
+# (a ZeroSpeech frequency band is '>100'), so every name goes through here and summary.json keeps the label
+_SPELLED = {">": "gt", "<": "lt", "=": "eq", "+": "plus", "%": "pct", "&": "and"}
+
+
+def metric_name(*parts: str) -> str:
+    """Metric name parts (task key, group label, ...) → one name MLflow accepts: '>100' → 'gt100'."""
+    def clean(part: str) -> str:
+        part = "".join(_SPELLED.get(ch, ch) for ch in str(part).replace(" ", "_"))
+        return re.sub(r"[^A-Za-z0-9_\-./]", "_", part) or "_"
+
+    return "/".join(clean(p) for p in parts)
 
 
 def log_results(info: dict, run_dir: Path, results: dict, protocol: dict, final: str) -> None:
@@ -36,24 +51,31 @@ def log_results(info: dict, run_dir: Path, results: dict, protocol: dict, final:
     metrics = []
     for ckpt, summaries in results.items():
         for key, s in summaries.items():
-            metrics.append(Metric(f"{key}/acc", _value(s["acc"]["mean"]), now, s["tokens_seen"]))
+            if s.get("not_scored"):  # no accuracy to log: the count says why the curve has no point
+                if ckpt == final:
+                    metrics.append(Metric(metric_name(key, "n"), 0.0, now, s.get("tokens_seen", 0)))
+                continue
+            metrics.append(Metric(metric_name(key, "acc"), _value(s["acc"]["mean"]), now, s["tokens_seen"]))
             if ckpt != final:
                 continue
-            metrics += [Metric(f"{key}/layer_acc", _value(r["mean"]), now, r["layer"]) for r in s["layers"]]
+            metrics += [Metric(metric_name(key, "layer_acc"), _value(r["mean"]), now, r["layer"]) for r in s["layers"]]
             scalars = {"acc_lo": s["acc"]["lo"], "acc_hi": s["acc"]["hi"], "acc_sum": s["acc_sum"],
                        "acc_mean": s["acc_mean"], "acc_in_vocab": s["in_vocab"]["mean"], "n": s["rendered"],
                        "n_in_vocab": s["in_vocab"]["n"], "mde": s["mde"]["between_runs"], "ties": s["ties"],
                        **{f"baseline_{name}": b["mean"] for name, b in s["baselines"].items()}}
-            metrics += [Metric(f"{key}/{k}", _value(v), now, s["tokens_seen"]) for k, v in scalars.items()]
+            metrics += [Metric(metric_name(key, k), _value(v), now, s["tokens_seen"]) for k, v in scalars.items()]
             first = next(iter(s["breakdowns"]), None)  # the coarsest breakdown (sBLIMP: field) as metrics too
             if first:
-                metrics += [Metric(f"{key}/{first}/{g.replace(' ', '_')}/acc", _value(b["acc"]), now, s["tokens_seen"])
+                metrics += [Metric(metric_name(key, first, g, "acc"), _value(b["acc"]), now, s["tokens_seen"])
                             for g, b in s["breakdowns"][first].items()]
     for i in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
         client.log_batch(run_id, metrics=metrics[i:i + 900])
     hashes = {s["task"]: s["task_hash"] for summaries in results.values() for s in summaries.values()}
     for task, h in hashes.items():
-        client.set_tag(run_id, f"task_hash.{task}", h)
+        client.set_tag(run_id, f"task_hash.{metric_name(task)}", h)
+    audio = {s["task"]: s["audio"] for s in results.get(final, {}).values() if s.get("audio") == "released"}
+    for task in audio:
+        client.set_tag(run_id, f"audio.{metric_name(task)}", "released")
     client.set_tag(run_id, "scoring_protocol", json.dumps(protocol, sort_keys=True))
     client.set_tag(run_id, "protocol_hash", protocol["hash"])
     client.set_tag(run_id, "eval_checkpoint", final)

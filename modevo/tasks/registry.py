@@ -39,11 +39,16 @@ def load_task(name: str, cfg: TasksConfig, rows: list[dict] | None = None, cache
     if name == "swuggy-zr21":
         from modevo.tasks.zerospeech import load_lexical_gold
 
-        return load_lexical_gold(cfg.zr_lexical_gold)
+        return load_lexical_gold(cfg.zr_lexical, released_audio=cfg.released_audio, split=cfg.zr_split)
     if name == "sblimp-zr21":
         from modevo.tasks.zerospeech import load_syntactic_gold
 
-        return load_syntactic_gold(cfg.zr_syntactic_gold)
+        return load_syntactic_gold(cfg.zr_syntactic, released_audio=cfg.released_audio, split=cfg.zr_split)
+    if name in ("ssc-spoken", "tsc-spoken"):
+        from modevo.tasks.spoken_storycloze import load_spoken_storycloze
+
+        variant = name.removesuffix("-spoken")
+        return load_spoken_storycloze(getattr(cfg, f"spoken_{variant}"), variant)
     raise ConfigError(unknown_task(name))
 
 

@@ -5,8 +5,13 @@ view's own `Encoder`. Frame-level views also need speech: the item is synthesise
 `render_utterance` with parameters drawn for the PAIR (both members, and any context, share one voice,
 rate and pitch), and speech views encode that audio with the run's trained unit tokenizer.
 
-An item one view cannot render (nothing speakable, no phones, longer than the model's context) is counted
-under its reason; comparisons across views use the items both can render.
+A released benchmark (TaskSet.audio == "released": sLM21 wavs, spoken StoryCloze) is not synthesised for
+speech views: they encode the released file itself (modevo.tasks.audio: mono, 16 kHz), in the test
+condition "released"; text, phone and phone-repeat views render its transcript or phones as usual.
+
+An item one view cannot render (nothing speakable, no phones, no transcript, an audio file missing or
+unreadable, longer than the model's context) is counted under its reason; comparisons across views use the
+items both can render.
 
 Rendered items are cached beside the corpus: <corpus>/tasks/<task>-<view>-<rendering>-<key>/items.npz.
 """
@@ -37,6 +42,7 @@ log = logging.getLogger("modevo.tasks")
 
 STAGE_VERSION = "tasks-render-3"
 SPEECH_TEST_RENDERINGS = ("fixed", "varied", "heldout")  # the grid a speech model is tested on
+RELEASED = "released"  # the test condition of a released benchmark's own audio
 
 
 @dataclass
@@ -56,6 +62,9 @@ class RenderedTask:
     in_vocab: np.ndarray  # (n,) bool: every word of the pair (and context) occurs in the training split
     key: str
     context_dropped: np.ndarray | None = None  # (n,) context tokens cut to fit the model's window
+    audio: str = "synthesised"  # where speech came from: released (the task's files) | synthesised | none
+    audio_notes: dict | None = None  # what reading released audio changed (resampled, mixed down), counted
+    speakers: dict | None = None  # a task speaker (a ZeroSpeech gold voice) → the modevo voice that stood in
 
     @property
     def rendered(self) -> np.ndarray:
@@ -79,11 +88,26 @@ class ItemRenderer:
                                                    max_chars=100_000)
         self.train_words = frozenset(w for r in self.ctx.train_rows() for w in r["words"])
         self._unit_tokenizer = None
+        self._audio_ids: dict[str, np.ndarray] = {}  # a released file serves several pairs: encoded once
+        self._audio_notes: Counter = Counter()
+
+    @property
+    def hears_audio(self) -> bool:
+        """Whether this view's tokens come from audio (units), so a released benchmark's files are its items."""
+        return self.spec.family == "speech"
+
+    def audio_source(self, task: TaskSet, rendering: str | None) -> str:
+        if rendering == RELEASED:
+            return "released"
+        return "synthesised" if rendering is not None else "none"
 
     # -- which speech each item gets ------------------------------------------------------------------------
-    def test_renderings(self) -> list[str | None]:
+    def test_renderings(self, task: TaskSet | None = None) -> list[str | None]:
         """The renderings items are tested in: the view's own first (its headline), then for speech views
-        the rest of the fixed / varied / held-out-voice grid. Text and phone views need none."""
+        the rest of the fixed / varied / held-out-voice grid. Text and phone views need none. A speech view
+        tests a released benchmark on its own audio only ("released")."""
+        if task is not None and task.audio == "released" and self.hears_audio:
+            return [RELEASED]
         own = self.spec.rendering
         if self.spec.family == "speech":
             return [own] + [r for r in SPEECH_TEST_RENDERINGS if r != own and r in self.stage.corpus.speech.renderings]
@@ -108,8 +132,13 @@ class ItemRenderer:
     # -- one utterance --------------------------------------------------------------------------------------
     def row(self, text: str, item_id: str, phones=None) -> tuple[dict | None, str]:
         """A written utterance → a corpus-like row, or (None, reason). Given phones (ARPAbet, stress digits
-        optional) replace g2p's; an item with phones and no spelling renders in phone and speech views only."""
+        optional) replace g2p's; an item with phones and no spelling renders in phone and speech views only.
+        A spelling that normalises to another number of words than the given phones (a hyphenated
+        "brother-in-law" against one word of gold phones) keeps its words for text views and is spoken from
+        the given phones, like a pseudoword."""
         given = _given_phones(phones) if phones is not None else None
+        if given is None and not text.strip():
+            return None, "no_transcript"
         if given is not None and not text.strip():
             if self.spec.family in ("text-bpe", "text-char"):
                 return None, "no_spelling"
@@ -120,14 +149,21 @@ class ItemRenderer:
         if row is None:
             return None, reason or "unrenderable"
         if given is not None:
-            if len(given[0]) != len(row["words"]):
-                return None, "phones_words_mismatch"
             row["phones"], row["stress"] = given
-            row["phone_route"] = ["given"] * len(row["words"])
+            row["phone_route"] = ["given"] * len(given[0])
         row["id"] = item_id
         return row, ""
 
     def encode_row(self, row: dict, rendering: str | None, params_id: str) -> np.ndarray:
+        if "audio" in row:  # a released file: its units, whole (no alignment tells where speech starts)
+            path = row["audio"]
+            if path not in self._audio_ids:
+                from modevo.tasks.audio import read_audio
+
+                pcm, notes = read_audio(path)
+                self._audio_notes.update(notes)
+                self._audio_ids[path] = self.encoder.encode_units(self.unit_tokenizer().encode(pcm))
+            return self._audio_ids[path]
         fam = self.spec.family
         if fam not in ("phone-repeat", "speech") or (fam == "phone-repeat" and self.spec.rendering == "mean"):
             return self.encoder.encode(row)
@@ -139,7 +175,12 @@ class ItemRenderer:
     def cache_key(self, task: TaskSet, rendering: str | None) -> str:
         speech = self.stage.corpus.speech
         rinfo = None
-        if rendering is not None:
+        if rendering == RELEASED:  # the files' sizes and times: a rewritten wav is encoded again
+            from modevo.tasks.audio import fingerprint
+
+            names = [f for p in task.pairs for f in (p.correct_audio, p.incorrect_audio) if f]
+            rinfo = {"name": RELEASED, "files": fingerprint(task.source["audio_dir"], names)}
+        elif rendering is not None:
             rcfg = speech.renderings[rendering]
             rinfo = {"name": rendering, "config": to_dict(rcfg) | {"enabled": None, "role": None},
                      "voices": resolve_voices(rcfg, speech.allow_fallback)[0], "seed": speech.seed}
@@ -150,7 +191,9 @@ class ItemRenderer:
     def render(self, task: TaskSet, rendering: str | None = None) -> RenderedTask:
         from tqdm.auto import tqdm
 
-        if rendering is not None and rendering not in self.stage.corpus.speech.renderings:
+        if rendering == RELEASED and task.audio != "released":
+            raise InputError(f"task {task.name} has no released audio to test on")
+        if rendering not in (None, RELEASED) and rendering not in self.stage.corpus.speech.renderings:
             raise InputError(f"unknown test rendering '{rendering}' (configured: "
                              f"{', '.join(self.stage.corpus.speech.renderings)})")
         key = self.cache_key(task, rendering)
@@ -159,14 +202,19 @@ class ItemRenderer:
             return _load(root, task, self.spec.name, rendering, key)
         out = {"correct": [], "incorrect": [], "context": [], "skipped": [], "in_vocab": [], "dropped": []}
         desc = f"render {task.name} → {self.spec.name}" + (f" @{rendering}" if rendering else "")
+        self._audio_notes.clear()
+        problems: list[str] = []
         for pair in tqdm(task.pairs, desc=desc, unit="pair", disable=not self.progress, leave=False):
-            ids, reason, words, dropped = self._pair(pair, rendering, task.incorrect_is_nonword)
+            ids, reason, words, dropped = self._pair(pair, rendering, task, problems)
             for k, v in zip(("correct", "incorrect", "context"), ids):
                 out[k].append(v)
             out["skipped"].append(reason)
             out["dropped"].append(dropped)
             out["in_vocab"].append(bool(words) and words <= self.train_words)
         skipped = Counter(s for s in out["skipped"] if s)
+        if problems:
+            log.warning("%s in %s: %d pair(s) skipped for their audio, e.g. %s", task.name, self.spec.name,
+                        len(problems), problems[0])
         if skipped:
             log.info("%s in %s: %d of %d pairs cannot be rendered (%s)", task.name, self.spec.name,
                      sum(skipped.values()), len(task), ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
@@ -178,36 +226,68 @@ class ItemRenderer:
                      context_dropped=np.asarray(out["dropped"], dtype=np.int64), **arrays)
             (tmp / "items.json").write_text(json.dumps({
                 "task": task.name, "task_hash": task.content_hash, "view": self.spec.name, "rendering": rendering,
-                "key": key, "skipped": out["skipped"], "skip_counts": dict(skipped)}))
+                "key": key, "skipped": out["skipped"], "skip_counts": dict(skipped),
+                "audio": self.audio_source(task, rendering), "audio_notes": dict(self._audio_notes),
+                "speakers": self._speakers(task, rendering)}))
         return _load(root, task, self.spec.name, rendering, key)
 
-    def _pair(self, pair: Pair, rendering: str | None, nonword: bool = False) -> tuple[list[np.ndarray], str, set, int]:
+    def _speakers(self, task: TaskSet, rendering: str | None) -> dict | None:
+        """Which modevo voice (and rate, pitch, range) stood in for each task speaker, when speech was
+        synthesised for a task whose items name their speakers (ZeroSpeech gold voices)."""
+        speakers = sorted({p.speaker for p in task.pairs if p.speaker})
+        if rendering in (None, RELEASED) or not speakers:
+            return None
+        out = {}
+        for s in speakers:
+            prm = self._params(rendering, s)
+            out[s] = f"{prm.voice}, {prm.rate_wpm} wpm, pitch {prm.pitch}, range {prm.pitch_range:g}"
+        return out
+
+    def _pair(self, pair: Pair, rendering: str | None, task: TaskSet,
+              problems: list[str]) -> tuple[list[np.ndarray], str, set, int]:
         """(ids of correct, incorrect, context), skip reason, the pair's words, context tokens dropped.
         A context longer than the model's window is cut from the left (the oldest tokens go), the same
-        cut for both members; only a continuation that cannot fit by itself makes the pair too long."""
+        cut for both members; only a continuation that cannot fit by itself makes the pair too long, except
+        in a whole-sequence task (a released story), where each member keeps its last tokens."""
+        from modevo.tasks.audio import AudioProblem
+
         empty = np.zeros(0, dtype=np.int64)
         rows = []
         for n, text in enumerate(pair.context):
             rows.append(self.row(text, f"{pair.id}/c{n}"))
-        rows.append(self.row(pair.correct, f"{pair.id}/correct", pair.correct_phones))
-        rows.append(self.row(pair.incorrect, f"{pair.id}/incorrect", pair.incorrect_phones))
+        released = rendering == RELEASED
+        for which, text, phones, audio in (("correct", pair.correct, pair.correct_phones, pair.correct_audio),
+                                           ("incorrect", pair.incorrect, pair.incorrect_phones, pair.incorrect_audio)):
+            if released:  # the file is the item; its transcript (if any) only says which words it holds
+                row, _ = self.row(text, f"{pair.id}/{which}", phones) if (text.strip() or phones) else (None, "")
+                rows.append(({**(row or {"words": []}), "audio": str(Path(task.source["audio_dir"]) / audio)}, ""))
+            else:
+                rows.append(self.row(text, f"{pair.id}/{which}", phones))
         reason = next((r for _, r in rows if r), "")
         if reason:
             return [empty, empty, empty], reason, set(), 0
-        # one draw per pair: the context and both members are spoken by the same voice at the same rate
-        ids = [self.encode_row(r, rendering, pair.id) for r, _ in rows]
+        # one draw per pair (or per task speaker): the context and both members share voice, rate and pitch
+        try:
+            ids = [self.encode_row(r, rendering, pair.speaker or pair.id) for r, _ in rows]
+        except AudioProblem as e:
+            problems.append(str(e))
+            return [empty, empty, empty], e.reason, set(), 0
         if any(len(x) == 0 for x in ids):
             return [empty, empty, empty], "empty_in_view", set(), 0
         context = np.concatenate([np.append(x, SEP_ID) for x in ids[:-2]]) if pair.context else empty
         dropped = 0
         if self.max_len is not None:
             room = self.max_len - 1 - max(len(ids[-2]), len(ids[-1]))  # after the leading separator
-            if room < 0:
+            if room < 0 and task.whole_sequence and not pair.context:
+                keep = self.max_len - 1
+                dropped = max(len(ids[-2]), len(ids[-1])) - keep
+                ids[-2], ids[-1] = ids[-2][-keep:], ids[-1][-keep:]
+            elif room < 0:
                 return [empty, empty, empty], "too_long", set(), 0
-            if len(context) > room:  # keep the continuation whole and the most recent context that fits
+            elif len(context) > room:  # keep the continuation whole and the most recent context that fits
                 dropped = len(context) - room
                 context = context[dropped:]
-        words = {w for r, _ in (rows[:-1] if nonword else rows) for w in r["words"]}
+        words = {w for r, _ in (rows[:-1] if task.incorrect_is_nonword else rows) for w in r["words"]}
         return [ids[-2], ids[-1], context], "", words, dropped
 
 
@@ -244,4 +324,5 @@ def _load(root: Path, task: TaskSet, view: str, rendering: str | None, key: str)
         in_vocab = z["in_vocab"].astype(bool)
         dropped = z["context_dropped"]
     return RenderedTask(task=task, view=view, rendering=rendering, skipped=meta["skipped"], in_vocab=in_vocab,
-                        key=key, context_dropped=dropped, **parts)
+                        key=key, context_dropped=dropped, audio=meta.get("audio", "synthesised" if rendering else "none"),
+                        audio_notes=meta.get("audio_notes") or None, speakers=meta.get("speakers"), **parts)

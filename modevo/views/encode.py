@@ -99,7 +99,11 @@ class Encoder:
         """Units inside the phone span only: leading and trailing silence are not in phone-repeat either."""
         start = int(frame_index(rendering["start_ms"][0], self.unit_ms))
         end = int(frame_index(rendering["start_ms"][-1] + rendering["durations_ms"][-1], self.unit_ms))
-        out = np.asarray(units[start:end], dtype=np.int64) + 1
+        return self.encode_units(units[start:end])
+
+    def encode_units(self, units: np.ndarray) -> np.ndarray:
+        """Unit ids → token ids (whole, as given: a released file has no alignment to trim silence by)."""
+        out = np.asarray(units, dtype=np.int64) + 1
         return _dedup(out) if self.cfg.dedup_units else out
 
     def decode(self, ids) -> list[str]:
