@@ -64,3 +64,32 @@ def novels(tmp_path):
     for i in range(3):
         write_novel(d / f"book{i}.txt", seed=i)
     return d
+
+
+def novels_workspace(tmp_path_factory, name: str):
+    """A module's workspace for trained runs: three synthetic novels and a private MODEVO_CACHE; a generator
+    for a module-scoped fixture, yielding (folder, novels folder)."""
+    tmp = tmp_path_factory.mktemp(name)
+    novels = tmp / "novels"
+    novels.mkdir()
+    for i in range(3):
+        write_novel(novels / f"book{i}.txt", seed=i)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MODEVO_CACHE", str(tmp / "cache"))
+    yield tmp, novels
+    mp.undo()
+
+
+def train_tiny(workspace, view: str, milestones: int = 2):
+    """A run of `view` trained in seconds in a novels_workspace; returns its folder."""
+    from pathlib import Path
+
+    from modevo.config import load
+    from modevo.train.config import TrainStageConfig
+    from modevo.train.run import train
+
+    tmp, novels = workspace
+    root = Path(__file__).resolve().parent.parent
+    stage = load(TrainStageConfig, root / "configs/train/smoke.yaml",
+                 tiny_run_overrides(novels, tmp, f"train.view={view}", f"train.milestones={milestones}"))
+    return Path(train(stage, progress=False)["run_dir"])

@@ -20,7 +20,13 @@ Covered elsewhere (not repeated here):
 - tests/test_config.py: unknown key (override and YAML) with the closest key, wrong types, value checks,
   invalid YAML, missing config file, self-including defaults, negative sizes
 - tests/test_tasks_zerospeech.py: gold.csv missing / empty / invalid UTF-8 / missing columns / unpaired ids /
-  duplicate rows and filenames / bad 'correct' / wrong field counts
+  a repeated (id, voice, filename) row (kept once, listed) / one file both correct and incorrect / two
+  grammatical sentences for one item and voice / bad 'correct' / wrong field counts
+- tests/test_released_benchmarks.py: a gold row whose wav is missing, an unreadable wav (counted, listed
+  skips), a wav of another rate or stereo (resampled / mixed down, counted), a folder without gold.csv, a
+  released set that does not exist (CLI), spoken StoryCloze manifests with a missing column / duplicate
+  id / one file for both endings / an empty cell / no stories, flat folders with ambiguous tags / one file
+  per story / other names / no wavs
 - tests/test_tasks_storycloze.py: StoryCloze CSV missing file / missing columns / empty cell / bad answer /
   duplicate ids / invalid UTF-8 / header only / empty / short row / identical endings; unknown variants
 - tests/test_tasks_blimp.py: unknown paradigm with the closest, malformed lines, duplicate pair ids, paths

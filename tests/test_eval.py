@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_run_overrides, write_novel
+from conftest import novels_workspace, train_tiny
 from modevo.cli import main
 from modevo.config import load
 from modevo.corpus import synth
@@ -16,7 +16,6 @@ from modevo.score.config import EvalConfig
 from modevo.score.evaluate import evaluate_run
 from modevo.tasks.registry import load_task
 from modevo.train.config import TrainStageConfig
-from modevo.train.run import train
 
 ROOT = Path(__file__).resolve().parent.parent
 PARADIGMS = "[anaphor_number_agreement,regular_plural_subject_verb_agreement_1]"
@@ -25,22 +24,11 @@ needs_espeak = pytest.mark.skipif(not synth.backend_available("espeak"), reason=
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("eval")
-    novels = tmp / "novels"
-    novels.mkdir()
-    for i in range(3):
-        write_novel(novels / f"book{i}.txt", seed=i)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MODEVO_CACHE", str(tmp / "cache"))
-    yield tmp, novels
-    mp.undo()
+    yield from novels_workspace(tmp_path_factory, "eval")
 
 
 def _train(workdir, view):
-    tmp, novels = workdir
-    stage = load(TrainStageConfig, ROOT / "configs/train/smoke.yaml",
-                 tiny_run_overrides(novels, tmp, f"train.view={view}", "train.milestones=2"))
-    return Path(train(stage, progress=False)["run_dir"])
+    return train_tiny(workdir, view)
 
 
 def _cfg(*extra):

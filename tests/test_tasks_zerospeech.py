@@ -319,3 +319,29 @@ def test_submission_fill_and_errors(tmp_path):
     bad.write_text("a 1.0\nb\n")
     with pytest.raises(InputError, match=r"line 2: must be '<filename> <score>'"):
         read_submission(bad)
+
+
+def test_group_aggregate_is_the_official_mean_of_item_means():
+    """Item A has three pairs (1, 0, 0), item B one (1): the official score is (1/3 + 1) / 2, not 2/4."""
+    import numpy as np
+
+    from modevo.score.config import ScoringConfig
+    from modevo.score.evaluate import summarise
+    from modevo.score.pairs import PairScores
+    from modevo.tasks.base import Pair, TaskSet
+    from modevo.tasks.render import RenderedTask
+
+    pairs = tuple(Pair(id=f"{g}/{k}", correct="a", incorrect="b", group=g, labels=(("voice", f"v{k}"),))
+                  for g, k in (("A", 0), ("A", 1), ("A", 2), ("B", 0)))
+    empty = [np.zeros(1, np.int64)] * 4
+    for aggregate, expected in (("group", (1 / 3 + 1) / 2), ("pair", 0.5)):
+        task = TaskSet(name="toy", pairs=pairs, breakdowns=("voice",), aggregate=aggregate)
+        rt = RenderedTask(task=task, view="phone", rendering=None, correct=empty, incorrect=empty,
+                          context=[np.zeros(0, np.int64)] * 4, skipped=[""] * 4, in_vocab=np.ones(4, bool), key="k")
+        good = np.array([[0.0, -1.0], [0.0, -3.0], [0.0, -3.0], [0.0, -1.0]])  # (4, L+1): the last layer decides
+        bad = np.array([[0.0, -2.0], [0.0, -2.0], [0.0, -2.0], [0.0, -2.0]])
+        ps = PairScores(np.arange(4), good, bad, np.ones(4), np.ones(4))
+        s = summarise(rt, ps, np.full(4, 0.5), ScoringConfig(n_boot=200))
+        assert abs(s["acc"]["mean"] - expected) < 1e-12 and s["acc"]["n"] == (2 if aggregate == "group" else 4)
+        assert abs(s["layers"][-1]["mean"] - expected) < 1e-12
+        assert s["breakdowns"]["voice"]["v0"]["acc"] == 1.0  # voice v0: A/0 and B/0 both right

@@ -84,6 +84,8 @@ def summarise(rt: RenderedTask, ps: PairScores, ngram_items: np.ndarray, cfg: Sc
         out["audio_notes"] = rt.audio_notes
     if rt.speakers:
         out["speakers"] = rt.speakers  # task speaker (gold voice) → the modevo voice that stood in
+    if task.whole_sequence:  # every view scores the same quantity: the whole story, as released
+        out["scored_unit"] = "whole sequence (a released story: context and ending in one file)"
     if not pairs:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(out["skipped"].items())) or "no items"
         out.update(not_scored=f"n=0: {reasons}", acc={"mean": None, "lo": None, "hi": None, "n": 0}, layers=[],

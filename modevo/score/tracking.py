@@ -4,8 +4,12 @@ Metric names are the same for every condition so a factor's runs compare side by
     eval/<task>[/test-<rendering>]/acc                   step = tokens seen (one point per scored checkpoint)
     eval/<task>[/test-<rendering>]/layer_acc             step = layer (final checkpoint)
     .../acc_lo, acc_hi, acc_sum, acc_mean, acc_in_vocab, n, n_in_vocab, baseline_<name> (shorter_wins, ngram, word_overlap), mde
-    .../<first breakdown>/<group>/acc                    e.g. eval/sblimp/field/syntax/acc (all breakdowns: summary.json)
-Tags: task_hash.<task> (every number carries its task set), scoring_protocol (JSON) and protocol_hash.
+    .../<breakdown>/<group>/acc                          e.g. eval/sblimp/field/syntax/acc, every breakdown
+    .../n = 0 only, for a task that rendered nothing in this view (summary.json says why: not_scored)
+Names pass through metric_name(): a label MLflow refuses is spelled out ('>100' → 'gt100') or replaced by
+'_'; summary.json keeps the label as the data gave it.
+Tags: task_hash.<task> (every number carries its task set), audio.<task> = released for a task scored on a
+benchmark's own audio, scoring_protocol (JSON) and protocol_hash.
 """
 
 from __future__ import annotations
@@ -64,10 +68,9 @@ def log_results(info: dict, run_dir: Path, results: dict, protocol: dict, final:
                        "n_in_vocab": s["in_vocab"]["n"], "mde": s["mde"]["between_runs"], "ties": s["ties"],
                        **{f"baseline_{name}": b["mean"] for name, b in s["baselines"].items()}}
             metrics += [Metric(metric_name(key, k), _value(v), now, s["tokens_seen"]) for k, v in scalars.items()]
-            first = next(iter(s["breakdowns"]), None)  # the coarsest breakdown (sBLIMP: field) as metrics too
-            if first:
-                metrics += [Metric(metric_name(key, first, g, "acc"), _value(b["acc"]), now, s["tokens_seen"])
-                            for g, b in s["breakdowns"][first].items()]
+            for breakdown, by_group in s["breakdowns"].items():  # e.g. eval/sblimp/field/syntax/acc
+                metrics += [Metric(metric_name(key, breakdown, g, "acc"), _value(b["acc"]), now, s["tokens_seen"])
+                            for g, b in by_group.items()]
     for i in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
         client.log_batch(run_id, metrics=metrics[i:i + 900])
     hashes = {s["task"]: s["task_hash"] for summaries in results.values() for s in summaries.values()}
