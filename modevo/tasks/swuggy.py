@@ -29,7 +29,9 @@ per concentric level) so it is bounded by a candidate count, not wall time, and 
 - phone_count: its g2p phone count differs from the word's (`same_phone_count`, on by default: a sum
   score must not be able to win by length alone);
 - real_pronunciation: its g2p pronunciation (stress stripped) is any cmudict pronunciation (homophones of
-  real words are not pseudowords).
+  real words are not pseudowords);
+- corpus_pronunciation: its g2p pronunciation is the pronunciation the corpus stage gave any corpus word
+  (cmudict or g2p route): a phone or speech view would hear a word it was trained on.
 A word that does not get `per_word` pseudowords within `max_candidates` is dropped (too_few_pseudowords).
 Known biases, visible in the breakdowns and `source`: short common words (did, set, way) are dropped more
 often, since nearly every one-segment change of them is listed by wordfreq; cmudict and wordfreq hold
@@ -66,13 +68,13 @@ from modevo.tasks.base import Pair, TaskSet
 
 log = logging.getLogger("modevo.tasks")
 
-VERSION = "swuggy-1"
+VERSION = "swuggy-2"  # 2: corpus_pronunciation
 PLUGIN_NAME = "modevo_english_cmudict"
 OVERLAP = Fraction(2, 3)  # wuggy's classic subsyllabic segment overlap
 MAX_LEVEL = 16  # concentric search: transition-frequency deviation up to 2**16 (beyond any count here)
 MIN_FREQ = 1e-9  # wordfreq frequency of zipf 0: anything above is a listed English word
 REASONS = ("real_spelling", "in_corpus", "normalisation", "duplicate", "syllable_mismatch", "phone_count",
-           "real_pronunciation")
+           "real_pronunciation", "corpus_pronunciation")
 _ALPHA = re.compile(r"[a-z]+")
 
 
@@ -250,6 +252,7 @@ class _Checker:
 
     corpus_words: frozenset[str]
     cfg: SwuggyConfig
+    corpus_prons: frozenset = frozenset()  # every corpus word's phones as the corpus stage gave them
     rejected: Counter = dataclasses.field(default_factory=Counter)
     used: set = dataclasses.field(default_factory=set)
 
@@ -283,6 +286,8 @@ class _Checker:
             return "phone_count", ()
         if plain in self.prons:
             return "real_pronunciation", ()
+        if plain in self.corpus_prons:
+            return "corpus_pronunciation", ()
         return "", phones
 
 
@@ -341,25 +346,29 @@ def _order(cfg: SwuggyConfig, words) -> list[str]:
     return sorted(words, key=lambda w: (stable_hash({"seed": cfg.seed, "word": w}, 16), w))
 
 
-def _vocabulary(rows: list[dict]) -> tuple[Counter, frozenset[str], frozenset[str]]:
-    """Training-split word counts, every word of the corpus, and the words the corpus stage did NOT give
-    cmudict's phones somewhere (a row's phone_route): those can never be sWUGGY words."""
+def _vocabulary(rows: list[dict]) -> tuple[Counter, frozenset[str], frozenset[str], frozenset]:
+    """Training-split word counts, every word of the corpus, the words the corpus stage did NOT give
+    cmudict's phones somewhere (a row's phone_route): those can never be sWUGGY words, and every corpus
+    word's pronunciation as the corpus gave it (no stress: rows keep stress apart)."""
     train: Counter = Counter()
     every: set[str] = set()
     other_route: set[str] = set()
+    prons: set = set()
     for r in rows:
         words = r.get("words") or []
         every.update(words)
+        prons.update(tuple(p) for p in r.get("phones") or [])
         if r.get("split") == "train":
             train.update(words)
         routes = r.get("phone_route")
         if routes:
             other_route.update(w for w, route in zip(words, routes) if route != "cmudict")
-    return train, frozenset(every), frozenset(other_route)
+    return train, frozenset(every), frozenset(other_route), frozenset(prons)
 
 
 def cache_key(rows_or_vocab, cfg: SwuggyConfig) -> str:
-    train, every, other = _vocabulary(rows_or_vocab) if isinstance(rows_or_vocab, list) else rows_or_vocab
+    # the corpus pronunciations follow from the words and their routes (and g2p-en's version): not keyed
+    train, every, other, *_ = _vocabulary(rows_or_vocab) if isinstance(rows_or_vocab, list) else rows_or_vocab
     settings = {k: v for k, v in asdict(cfg).items() if k != "max_seconds"}  # a safety net, not an input
     return stable_hash({"version": VERSION, "config": settings, "packages": _package_versions(),
                         "train": sorted(train.items()), "vocabulary": stable_hash(sorted(every), 32),
@@ -400,8 +409,8 @@ def build_swuggy(rows: list[dict], cfg: SwuggyConfig | None = None, cache: Path 
     return _taskset(doc)
 
 
-def _generate(train: Counter, every: frozenset[str], other_route: frozenset[str], cfg: SwuggyConfig, key: str,
-              progress: bool) -> dict:
+def _generate(train: Counter, every: frozenset[str], other_route: frozenset[str], corpus_prons: frozenset,
+              cfg: SwuggyConfig, key: str, progress: bool) -> dict:
     from tqdm.auto import tqdm
 
     from modevo.corpus.phones import cmu_dict, g2p_predict
@@ -427,7 +436,7 @@ def _generate(train: Counter, every: frozenset[str], other_route: frozenset[str]
         raise InputError(f"sWUGGY: no usable word in the corpus ({len(train)} training word types; a word "
                          f"must be alphabetic, >= {cfg.min_letters} letters, in cmudict and wordfreq)")
 
-    check = _Checker(every, cfg)
+    check = _Checker(every, cfg, corpus_prons=corpus_prons)
     stats = Counter()
     items: list[dict] = []
     kept_bands: Counter = Counter()
