@@ -182,6 +182,32 @@ def test_max_pairs_is_a_seeded_subset_in_corpus_order(rows):
     assert build_tsc(rows, ClozeConfig(max_pairs=50), "topic").content_hash == few.content_hash
 
 
+def test_window_words_one_context_cut_for_every_view(rows):
+    """context + the longer ending ≤ window_words: the most recent words are kept, the cut is in the task set
+    itself (so every view and the word-overlap baseline see the same context), and how much was kept is said."""
+    from modevo.tasks.storycloze import _fit_context
+
+    assert _fit_context([["a", "b", "c"], ["d", "e"]], 3, 6) == ("c", "d e")
+    assert _fit_context([["a", "b", "c"], ["d", "e"]], 3, None) == ("a b c", "d e")
+    assert _fit_context([["a", "b"]], 6, 6) == ()
+    full = build_tsc(rows, ClozeConfig(), "topic")
+    cut = build_tsc(rows, ClozeConfig(window_words=15), "topic")
+    ends = {p.id: p for p in full.pairs}
+    assert cut.content_hash != full.content_hash and cut.source["window_words"] == 15
+    for p in cut.pairs:
+        longer = max(len(p.correct.split()), len(p.incorrect.split()))
+        kept = " ".join(p.context).split()
+        assert 0 < len(kept) <= 15 - longer
+        whole = " ".join(ends[p.id].context).split() if p.id in ends else None
+        if whole is not None:
+            assert kept == whole[len(whole) - len(kept):]  # the most recent words, in order
+    stats = cut.source["context_words"]
+    assert stats["max"] <= 14 and stats["mean"] < stats["full_sentences_mean"]
+    assert cut.source["skipped"]["ending_fills_window"] > 0  # 1-18 word endings: some leave no room
+    with pytest.raises(ValueError, match="window_words"):  # load() turns it into a one-line ConfigError
+        ClozeConfig(window_words=1)
+
+
 def test_bad_config_and_rows(rows):
     with pytest.raises(ConfigError, match="unknown tSC variant 'in_document'; did you mean 'in-document'"):
         build_tsc(rows, ClozeConfig(), "in_document")

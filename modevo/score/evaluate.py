@@ -61,7 +61,8 @@ def ci(values: np.ndarray, clusters, cfg: ScoringConfig) -> dict:
 
 # what a task's source lists of the items it left out or had to change (kept in summary.json beside the counts)
 SOURCE_LISTS = ("skipped_identical", "identical", "repeated_rows", "dropped_ids", "missing_audio",
-                "row_order_disagreements", "nonword_spellings_ignored", "unmappable", "shared_files")
+                "row_order_disagreements", "nonword_spellings_ignored", "unmappable", "shared_files", "window_words",
+                "context_words")
 
 
 def summarise(rt: RenderedTask, ps: PairScores, ngram_items: np.ndarray, cfg: ScoringConfig) -> dict:

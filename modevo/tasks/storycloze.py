@@ -52,6 +52,10 @@ CSV_COLUMNS = ("InputStoryid", "InputSentence1", "InputSentence2", "InputSentenc
 @dataclass
 class ClozeConfig:
     context_sentences: int = 3  # N sentences before the ending: ONE N per scale, the same for every view
+    # context + the longer ending hold at most this many words: the context keeps its most recent words
+    # (cut from the oldest), ONE cut for every view, so a 50 Hz view's window holds what a text view sees.
+    # None: the N whole sentences (a frame view's window may then cut context that text views keep)
+    window_words: int | None = None
     tolerance: float = 0.10  # distractor phones within ±10% of the true ending's phones
     min_distance_sentences: int = 50  # in-document distractor: this far (by sentence_index) from the ending
     max_pairs: int | None = None  # keep a seeded sample of this many pairs (in corpus order); None: all
@@ -60,6 +64,7 @@ class ClozeConfig:
 
     def __post_init__(self):
         require(self.context_sentences >= 1, "context_sentences must be at least 1")
+        require(self.window_words is None or self.window_words >= 2, "window_words must be at least 2 (or null)")
         require(0 <= self.tolerance < 1, "tolerance must be in [0, 1)")
         require(self.min_distance_sentences >= 0, "min_distance_sentences must be non-negative")
         require(self.max_pairs is None or self.max_pairs > 0, "max_pairs must be positive (or null for all)")
@@ -109,6 +114,29 @@ def _windows(held: list[dict], n: int) -> list[tuple[list[dict], dict]]:
     return out
 
 
+def _fit_context(sentences: list[list[str]], ending_words: int, window_words: int | None) -> tuple[str, ...]:
+    """The context sentences (as word lists, oldest first) cut so that context + ending ≤ window_words words:
+    the most recent words are kept and the oldest kept sentence may lose its beginning. () if nothing fits."""
+    if window_words is None:
+        return tuple(" ".join(w) for w in sentences)
+    room = window_words - ending_words
+    kept: list[str] = []
+    for words in reversed(sentences):
+        if room <= 0:
+            break
+        kept.append(" ".join(words[-room:]))
+        room -= min(room, len(words))
+    return tuple(reversed(kept))
+
+
+def _context_stats(kept: list[int], full: list[int]) -> dict:
+    """How much context the items keep (words), beside what N whole sentences would have given."""
+    if not kept:
+        return {}
+    return {"mean": round(float(sum(kept) / len(kept)), 2), "min": min(kept), "max": max(kept),
+            "full_sentences_mean": round(float(sum(full) / max(1, len(full))), 2)}
+
+
 def _choose(candidates: list[dict], key: list) -> dict:
     return candidates[random.Random(stable_hash(key)).randrange(len(candidates))]
 
@@ -129,7 +157,8 @@ def build_tsc(rows: list[dict], cfg: ClozeConfig, variant: str, cache: Path | No
     lens = [length[r["id"]] for r in by_len]
     windows = _windows(held, cfg.context_sentences)
     pairs: list[Pair] = []
-    skipped = {"no_length_match": 0, "renormalises": 0}
+    skipped = {"no_length_match": 0, "renormalises": 0, "ending_fills_window": 0}
+    kept_words: list[int] = []
     for context, end in windows:
         if unstable and any(r["id"] in unstable for r in (*context, end)):
             skipped["renormalises"] += 1
@@ -150,8 +179,14 @@ def build_tsc(rows: list[dict], cfg: ClozeConfig, variant: str, cache: Path | No
             continue
         pid = f"{variant}/{end['id']}"
         other = _choose(cands, ["tsc", cfg.seed, pid])
+        kept = _fit_context([r["text"].split() for r in context], max(len(end["text"].split()), len(other["text"].split())),
+                            cfg.window_words)
+        if not kept:
+            skipped["ending_fills_window"] += 1
+            continue
+        kept_words.append(sum(len(t.split()) for t in kept))
         pairs.append(Pair(id=pid, correct=end["text"], incorrect=other["text"],
-                          context=tuple(r["text"] for r in context), group=str(end["doc_id"]),
+                          context=kept, group=str(end["doc_id"]),
                           labels=(("variant", variant), ("document", str(end["doc_id"])))))
     matched = len(pairs)
     if cfg.max_pairs is not None and len(pairs) > cfg.max_pairs:
@@ -169,7 +204,8 @@ def build_tsc(rows: list[dict], cfg: ClozeConfig, variant: str, cache: Path | No
         "held_out_sentences": len(held), "chunks": len({(r["doc_id"], r["chunk"]) for r in held}),
         "windows": len(windows), "matched": matched, "pairs": len(pairs), "skipped": skipped,
         "dropped_by_max_pairs": matched - len(pairs), "documents": len({p.group for p in pairs}),
-        "unstable_texts": len(unstable),
+        "unstable_texts": len(unstable), "window_words": cfg.window_words,
+        "context_words": _context_stats(kept_words, [sum(len(r["text"].split()) for r in c) for c, _ in windows]),
     }
     return TaskSet(name=f"tsc-{variant}", pairs=tuple(pairs), source=source, breakdowns=("document",))
 
