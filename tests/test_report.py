@@ -2,6 +2,7 @@
 tasks, Table 3 deltas for the factor pairs present, every format written, mixed task sets refused."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,9 @@ def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
     for r in out["table3"]:
         assert r["n"] == N and r["verdict"] in ("higher after", "lower after", "cannot tell",
                                                 "equivalent within ±2 points")
+        # beside the headline (sum): the length-normalised score's delta and each view's shorter-wins baseline
+        assert re.fullmatch(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", r["delta_abs (mean)"]), r
+        assert re.fullmatch(r"\d+\.\d", r["from_shorter_wins"]) and re.fullmatch(r"\d+\.\d", r["to_shorter_wins"])
     names = {p.name for p in out["files"]}
     assert {"table4.md", "table4.csv", "table4.tex", "table3.md", "fig1_tokens.png", "fig2_layers.png",
             "fig3_swuggy_layers.png", "fig4_factor_deltas.png", "provenance.json"} <= names

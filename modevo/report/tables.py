@@ -166,11 +166,19 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
                                  "task": key.removeprefix("eval/"), "n": 0, "verdict": f"cannot compare: {e}"})
                     continue
                 d = c["diff"]
+                # the other measure beside the headline: frame views carry a duration cue (their sum runs
+                # over more tokens) that a length-normalised score does not; and each view's length baseline
+                other = "mean" if ra[0].final[key]["protocol"]["headline"] == "sum" else "sum"
+                dm = compare([r.run_dir for r in ra], [r.run_dir for r in rb], key, margin=margin,
+                             measure=other)["diff"]
                 rows.append({
                     "factor": factor, "from": condition_name(a_view), "to": condition_name(b_view),
                     "task": key.removeprefix("eval/"), "n": c["n_common"], "from_acc": _fmt(c["acc_a"]),
                     "to_acc": _fmt(c["acc_b"]),
+                    "from_shorter_wins": _fmt(ra[0].final[key]["baselines"]["shorter_wins"]["mean"]),
+                    "to_shorter_wins": _fmt(rb[0].final[key]["baselines"]["shorter_wins"]["mean"]),
                     "delta_abs": f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]",
+                    f"delta_abs ({other})": f"{100 * dm['mean']:+.1f} [{100 * dm['lo']:+.1f}, {100 * dm['hi']:+.1f}]",
                     "delta_rel_%": f"{100 * d['mean'] / c['acc_a']:+.1f}" if c["acc_a"] else "—",
                     "tost_±2": "equivalent" if c["tost"]["equivalent"] else "not shown",
                     "mde": f"{100 * c['mde']:.1f}",

@@ -36,37 +36,49 @@ def latest_eval(run_dir: Path) -> Path:
     return found[-1]
 
 
-def load_items(eval_dir: Path, key: str) -> tuple[dict, dict[str, tuple[float, str]]]:
-    """(summary of `key`, {item id: (headline score, cluster)}) of one scored checkpoint, rendered items only."""
+def load_items(eval_dir: Path, key: str, measure: str | None = None) -> tuple[dict, dict[str, tuple[float, str]]]:
+    """(summary of `key`, {item id: (score, cluster)}) of one scored checkpoint, rendered items only. The score
+    is the headline's, or the other measure's ('sum' or 'mean' log-probability) recomputed from the items'
+    log-probabilities and token counts under the same tie tolerance."""
     import pyarrow.parquet as pq
+
+    from modevo.score.pairs import item_scores
 
     summary = json.loads((eval_dir / "summary.json").read_text())["results"]
     if key not in summary:
         raise InputError(f"{eval_dir} has no result '{key}' (it has: {', '.join(sorted(summary))})")
     s = summary[key]
-    t = pq.read_table(eval_dir / "items.parquet", columns=["task", "test_rendering", "id", "group", "score",
-                                                           "rendered"]).to_pydict()
-    scores = {i: (sc, g) for task, r, i, g, sc, ok in zip(t["task"], t["test_rendering"], t["id"], t["group"],
-                                                           t["score"], t["rendered"])
-              if ok and task == s["task"] and r == s["test_rendering"]}
-    return s, scores
+    cols = ["task", "test_rendering", "id", "group", "score", "rendered", "logp_correct", "logp_incorrect",
+            "n_tokens_correct", "n_tokens_incorrect"]
+    t = pq.read_table(eval_dir / "items.parquet", columns=cols).to_pydict()
+    mine = [k for k, (task, r, ok) in enumerate(zip(t["task"], t["test_rendering"], t["rendered"]))
+            if ok and task == s["task"] and r == s["test_rendering"]]
+    score = [t["score"][k] for k in mine]
+    if measure is not None and measure != s["protocol"]["headline"]:
+        c, i = (np.asarray([t[col][k] for k in mine], dtype=np.float64) for col in ("logp_correct", "logp_incorrect"))
+        if measure == "mean":
+            c = c / np.asarray([t["n_tokens_correct"][k] for k in mine], dtype=np.float64)
+            i = i / np.asarray([t["n_tokens_incorrect"][k] for k in mine], dtype=np.float64)
+        score = item_scores(c, i, s["protocol"]["tie_tolerance_nats"]).tolist()
+    return s, {t["id"][k]: (sc, t["group"][k]) for k, sc in zip(mine, score)}
 
 
-def _side(run_dirs: list[Path], key: str) -> tuple[list[dict], list[dict[str, tuple[float, str]]]]:
+def _side(run_dirs: list[Path], key: str, measure: str | None = None) -> tuple[list[dict], list[dict[str, tuple[float, str]]]]:
     summaries, scores = [], []
     for d in run_dirs:
-        s, sc = load_items(latest_eval(d), key)
+        s, sc = load_items(latest_eval(d), key, measure)
         summaries.append(s)
         scores.append(sc)
     return summaries, scores
 
 
 def compare(runs_a: list[Path], runs_b: list[Path], key: str = "eval/sblimp", margin: float = 0.02,
-            n_boot: int = 10_000, seed: int = 0) -> dict:
+            n_boot: int = 10_000, seed: int = 0, measure: str | None = None) -> dict:
     """b − a on the common rendered items; one run or several seeds per side. Items that share a group
-    (tSC: a document) are resampled as clusters."""
-    sa, ia = _side(runs_a, key)
-    sb, ib = _side(runs_b, key)
+    (tSC: a document) are resampled as clusters. measure: 'sum' or 'mean' log-probability (None: each
+    run's headline)."""
+    sa, ia = _side(runs_a, key, measure)
+    sb, ib = _side(runs_b, key, measure)
     hashes = {s["task_hash"] for s in sa + sb}
     if len(hashes) > 1:
         raise InputError(f"cannot compare runs scored on different task sets ({', '.join(sorted(hashes))}): "
