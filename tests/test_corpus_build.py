@@ -23,8 +23,19 @@ def test_build_rows_and_stats(novels, cache):
     for word, phones, stress, route in zip(row["words"], row["phones"], row["stress"], row["phone_route"]):
         if route == "cmudict":
             assert (phones, stress) == split_stress(cmu_dict()[word])
-    # the heading is its own sentence, not glued to the first paragraph
-    assert ds[0]["text"] == "chapter one"
+    # the heading is its own sentence, not glued to the first paragraph, and marked as a heading
+    assert ds[0]["text"] == "chapter one" and ds[0]["heading"] is True
+    assert all(r["heading"] == (r["text"] == "chapter one") for r in ds)  # each book's heading; no prose
+
+
+def test_is_heading():
+    from modevo.corpus.sources import is_heading
+
+    for h in ("CHAPTER IV", "THE HOUND OF THE BASKERVILLES", "Contents", "I. Mr. Sherlock Holmes", "XLII"):
+        assert is_heading(h), h
+    for prose in ("It was a fine day.", "“Yes,” he said.", '"Who?"', "Yes,", "He stopped—",
+                  "and the long road that ran on and on past the old mill and into the town beyond"):
+        assert not is_heading(prose), prose
 
 
 def test_splits_never_share_a_chunk_and_every_document_is_held_out(novels, cache):

@@ -208,6 +208,17 @@ def test_window_words_one_context_cut_for_every_view(rows):
         ClozeConfig(window_words=1)
 
 
+def test_headings_are_never_context_ending_or_distractor():
+    rows = corpus()
+    marked = {r["id"] for k, r in enumerate(rows) if r["split"] != "train" and k % 9 == 0}
+    for r in rows:
+        r["heading"] = r["id"] in marked
+    ts = build_tsc(rows, ClozeConfig(), "topic")
+    by_text = {r["text"]: r["id"] for r in rows}
+    used = {by_text[t] for p in ts.pairs for t in (*p.context, p.correct, p.incorrect)}
+    assert used and not used & marked and ts.source["skipped"]["heading"] > 0
+
+
 def test_bad_config_and_rows(rows):
     with pytest.raises(ConfigError, match="unknown tSC variant 'in_document'; did you mean 'in-document'"):
         build_tsc(rows, ClozeConfig(), "in_document")

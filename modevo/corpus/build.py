@@ -21,14 +21,15 @@ from modevo.config import to_dict
 from modevo.corpus.config import TEXT_KEY_EXCLUDES, CorpusConfig
 from modevo.corpus.normalize import normalize, split_sentences
 from modevo.corpus.phones import ROUTE_G2P, cmu_dict, word_phones
-from modevo.corpus.sources import DocRef, list_dataset_documents, list_file_documents, paragraphs, read_document
+from modevo.corpus.sources import (DocRef, is_heading, list_dataset_documents, list_file_documents, paragraphs,
+                                   read_document)
 from modevo.errors import InputError
 from modevo.shards import ShardedDir, load_shards, save_shard
 
 log = logging.getLogger("modevo.corpus")
 
 # Bump when the text stage's output changes for the same inputs and config.
-STAGE_VERSION = "corpus-text-2"  # 2: roman numerals after a keyword only when 2+ letters (normalize idempotent)
+STAGE_VERSION = "corpus-text-3"  # 3: heading column  # 2: roman numerals after a keyword only when 2+ letters (normalize idempotent)
 SPLITS = ("train", "valid", "test")
 
 
@@ -102,16 +103,17 @@ def process_document(doc: DocRef, cfg: CorpusConfig) -> tuple[list[dict], Counte
     if text is None:
         skips[f"document:{reason}"] += 1
         return [], skips
-    sentences = [s for para in paragraphs(text) for s in split_sentences(para)]
+    # (sentence, whether its paragraph is a heading): headings stay training text but are marked
+    sentences = [(s, is_heading(para)) for para in paragraphs(text) for s in split_sentences(para)]
     start = cfg.source.start_sentence
     stop = None if cfg.source.max_sentences_per_document is None else start + cfg.source.max_sentences_per_document
     kept = []
-    for written in sentences[start:stop]:
+    for written, heading in sentences[start:stop]:
         row, reason = sentence_row(written, cfg)
         if row is None:
             skips[reason] += 1
         else:
-            kept.append(row)
+            kept.append(row | {"heading": heading})
     n_chunks = -(-len(kept) // cfg.split.chunk_sentences)
     labels = assign_splits(doc.doc_id, n_chunks, cfg)
     for i, row in enumerate(kept):
@@ -124,7 +126,7 @@ def process_document(doc: DocRef, cfg: CorpusConfig) -> tuple[list[dict], Counte
 
 
 COLUMNS = ("id", "doc_id", "sentence_index", "chunk", "split", "written", "text", "words", "phones", "stress",
-           "phone_route")
+           "phone_route", "heading")
 
 
 def _shard_stats(rows: list[dict], skips: Counter, docs: list[DocRef]) -> dict:
@@ -174,6 +176,7 @@ def _features():
         "id": s, "doc_id": s, "sentence_index": i, "chunk": i, "split": s, "written": s, "text": s,
         "words": datasets.Sequence(s), "phones": datasets.Sequence(datasets.Sequence(s)),
         "stress": datasets.Sequence(datasets.Sequence(datasets.Value("int8"))), "phone_route": datasets.Sequence(s),
+        "heading": datasets.Value("bool"),
     })
 
 

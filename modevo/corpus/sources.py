@@ -115,6 +115,15 @@ def paragraphs(text: str) -> list[str]:
     return out
 
 
+def is_heading(paragraph: str, max_words: int = 12) -> bool:
+    """A paragraph that is a heading, not prose: a chapter title, a table-of-contents line, a book's title
+    ("CHAPTER IV", "THE HOUND OF THE BASKERVILLES", "Contents"): short, and ending in a letter or digit.
+    The corpus marks such rows; tasks never use them as context or endings (they are not sentences)."""
+    words = paragraph.split()
+    end = paragraph.rstrip("\"'’”)]_* ")
+    return 0 < len(words) <= max_words and end[-1:].isalnum()  # no punctuation at all at its end
+
+
 def list_dataset_documents(cfg: SourceConfig) -> tuple[list[list[DocRef]], list[dict]]:
     """Rows of a `datasets` dataset as documents, grouped `docs_per_shard` to a shard."""
     ds = _open_dataset(cfg)

@@ -152,16 +152,20 @@ def build_tsc(rows: list[dict], cfg: ClozeConfig, variant: str, cache: Path | No
     length = {r["id"]: n_phones(r) for r in held}
     # the renderer normalises items again: a text that would change would not be what training saw
     unstable = {r["id"] for r in held if normalize(r["text"]) != (r["text"], None)}
-    by_len = sorted((r for r in held if r["id"] not in unstable),  # candidates, in a row-order-free order
+    headings = {r["id"] for r in held if r.get("heading")}  # not sentences: never context, ending or distractor
+    by_len = sorted((r for r in held if r["id"] not in unstable and r["id"] not in headings),  # candidates, in a row-order-free order
                     key=lambda r: (length[r["id"]], r["id"]))
     lens = [length[r["id"]] for r in by_len]
     windows = _windows(held, cfg.context_sentences)
     pairs: list[Pair] = []
-    skipped = {"no_length_match": 0, "renormalises": 0, "ending_fills_window": 0}
+    skipped = {"no_length_match": 0, "renormalises": 0, "ending_fills_window": 0, "heading": 0}
     kept_words: list[int] = []
     for context, end in windows:
         if unstable and any(r["id"] in unstable for r in (*context, end)):
             skipped["renormalises"] += 1
+            continue
+        if headings and any(r["id"] in headings for r in (*context, end)):
+            skipped["heading"] += 1
             continue
         target = length[end["id"]]
         lo = bisect.bisect_left(lens, target - cfg.tolerance * target - 1e-9)
