@@ -17,7 +17,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench faults setup test smoke corpus views stats train tune eval factor-a factor-b factor-c paper plan report clean-cache help ui
+.PHONY: bench coverage faults setup test smoke corpus views stats train tune eval factor-a factor-b factor-c paper plan report clean-cache help ui
 
 help:
 	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
@@ -31,6 +31,7 @@ help:
 	@echo "make plan FACTOR=A SCALE=...         what is cached, what would run and how long, before anything runs"
 	@echo "make eval SCALE=...                  score every finished run of the scale (sBLIMP; layerwise, baselines, CIs)"
 	@echo "make bench                           every benchmark in bench/ against its same-run reference; ratios last (~15 min)"
+	@echo "make coverage [QUICK=1]              simulated coverage of every interval the report prints (~15 min)"
 	@echo "make faults [QUICK=1]                kill each stage at random moments, rerun, compare (10 trials per stage)"
 	@echo "make ui PORT=5000                    the MLflow UI over runs/ on 127.0.0.1 (compare a factor's runs; Ctrl-C stops it)"
 
@@ -107,6 +108,10 @@ clean-cache:
 BENCHES ?= train_throughput mfu eval_layerwise corpus_build memory gpu_train
 bench: setup
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py $$([ $$b = mfu ] && echo --profile) || exit 1; done
+
+# statistics: empirical coverage of every interval the report prints (bench/coverage.py; QUICK=1: 100 replications)
+coverage: setup
+	$(PY) bench/coverage.py $(if $(QUICK),--reps 100,)
 
 # reliability: SIGKILL every stage at random moments, rerun, compare with an uninterrupted run (QUICK=1: 3 trials)
 faults: setup

@@ -36,8 +36,9 @@ SECONDS_PER_SENTENCE = 3.2  # spoken at 160 wpm, ~8.5 words: used before a rende
 # Tokens one side of a pair feeds the model, per task: means of the cpu reproduction's scored items (frame
 # views at 50 Hz; character/phone views, which BPE views undercut), capped at the model's window. A story's
 # context fills the window on frame views (inf): it is most of a speech run's scoring time.
-ITEM_TOKENS = {"frame": {"swuggy": 23, "sblimp": 118, "tsc-topic": math.inf, "tsc-in-document": math.inf},
-               "text": {"swuggy": 6, "sblimp": 32, "tsc-topic": 280, "tsc-in-document": 280}}
+ITEM_TOKENS = {"frame": {"swuggy": 23, "sblimp": 118, "word-order": 138, "tsc-topic": math.inf,
+                         "tsc-in-document": math.inf},
+               "text": {"swuggy": 6, "sblimp": 32, "word-order": 55, "tsc-topic": 280, "tsc-in-document": 280}}
 
 
 @dataclass
@@ -170,7 +171,8 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
     sw = ecfg.tasks.swuggy
     task_pairs = {"sblimp": 4020 * (ecfg.tasks.blimp_per_paradigm or 60) / 60,
                   "swuggy": (sw.n_words + sw.oov_words) * sw.per_word,
-                  "tsc-topic": min(2100, guess / 10), "tsc-in-document": min(2100, guess / 10)}
+                  "tsc-topic": min(2100, guess / 10), "tsc-in-document": min(2100, guess / 10),
+                  "word-order": min(ecfg.tasks.word_order.max_pairs or math.inf, guess * 0.06)}  # cpu: 1,526 of 24,608
     pairs = sum(task_pairs.get(t, 2000) for t in ecfg.tasks.names)
     sc = ecfg.score
     milestone_tasks = ecfg.tasks.names if sc.milestone_tasks is None else sc.milestone_tasks

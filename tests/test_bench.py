@@ -58,3 +58,9 @@ def test_corpus_build_and_memory_tiny(bench_out):
     assert "2N / N" in out and _ratio(last) > 0
     records = [json.loads(line) for line in (bench_out / "memory.jsonl").read_text().splitlines()]
     assert records[-1]["n"]["sentences"] < records[-1]["2n"]["sentences"]
+
+
+def test_coverage_runs_few_replications():
+    out, last = bench("coverage", "--reps", "6", "--n-boot", "100", "--tasks", "tsc-topic,zr21-group")
+    assert "paired Δ, 3 seeds each" in out and "chunk (not printed)" in out and "TOST type I" in out
+    assert 0 < _ratio(last) <= 100

@@ -110,6 +110,9 @@ def test_ids_unique_labels_and_breakdowns(built):
         word, k = p.id.rsplit("/", 1)
         assert word == p.correct and 0 <= int(k) < CFG.per_word
         assert [k for k, _ in p.labels] == ["set", "band", "length", "syllables"]
+    # a word's pseudowords share it (the correct member): the word is the bootstrap's cluster, in both sets
+    assert all(p.group == p.correct for p in ts.pairs)
+    assert set(Counter(p.group for p in ts.pairs).values()) == {CFG.per_word}
     rej = ts.source["rejected"]
     assert set(rej) == set(swuggy.REASONS) and rej["real_spelling"] > 0
     assert ts.source["pairs"] == len(ts) and ts.source["seconds"] >= 0

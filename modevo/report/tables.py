@@ -19,7 +19,7 @@ from modevo.score import stats
 from modevo.score.compare import compare, latest_eval, load_items
 from modevo.views.registry import DEFAULT_TOKENIZER, FACTORS, factor_pairs, parse_view
 
-TASK_ORDER = ("swuggy", "sblimp", "tsc-topic", "tsc-in-document")
+TASK_ORDER = ("swuggy", "sblimp", "word-order", "tsc-topic", "tsc-in-document")
 
 
 def _matrix(runs: list[Run], key: str):
@@ -160,7 +160,8 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
                 if not all(key in r.final for r in ra + rb):
                     continue
                 try:
-                    c = compare([r.run_dir for r in ra], [r.run_dir for r in rb], key, margin=margin)
+                    c = compare([r.run_dir for r in ra], [r.run_dir for r in rb], key, margin=margin,
+                                seeds_a=[r.seed for r in ra], seeds_b=[r.seed for r in rb])  # paired by seed id
                 except InputError as e:  # e.g. no item both conditions rendered: say so in the row
                     rows.append({"factor": factor, "from": condition_name(a_view), "to": condition_name(b_view),
                                  "task": key.removeprefix("eval/"), "n": 0, "verdict": f"cannot compare: {e}"})
@@ -170,7 +171,7 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
                 # over more tokens) that a length-normalised score does not; and each view's length baseline
                 other = "mean" if ra[0].final[key]["protocol"]["headline"] == "sum" else "sum"
                 dm = compare([r.run_dir for r in ra], [r.run_dir for r in rb], key, margin=margin,
-                             measure=other)["diff"]
+                             measure=other, seeds_a=[r.seed for r in ra], seeds_b=[r.seed for r in rb])["diff"]
                 rows.append({
                     "factor": factor, "from": condition_name(a_view), "to": condition_name(b_view),
                     "task": key.removeprefix("eval/"), "n": c["n_common"], "from_acc": _fmt(c["acc_a"]),

@@ -72,13 +72,44 @@ def _side(run_dirs: list[Path], key: str, measure: str | None = None) -> tuple[l
     return summaries, scores
 
 
+def run_seed(run_dir: Path) -> int | None:
+    """The training seed of a run folder (train.seed of its config.yaml); None when it cannot be read."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+        return int(cfg["train"]["seed"])
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+        return None
+
+
+def pair_seeds(seeds_a: list, seeds_b: list) -> tuple[list[tuple[int, int]], str]:
+    """Row pairs (i of a, j of b) for per-seed differences: the runs of each seed id both sides have, in seed
+    order; when they share none (or a seed is unknown), the k-th smallest seed of each side, k = the fewer."""
+    known = None not in seeds_a and None not in seeds_b
+    common = sorted(set(seeds_a) & set(seeds_b)) if known else []
+    if common:
+        return [(seeds_a.index(s), seeds_b.index(s)) for s in common], "by seed id"
+    def order(seeds):
+        return sorted(range(len(seeds)), key=lambda i: (seeds[i] is None, seeds[i] if seeds[i] is not None else 0, i))
+    return list(zip(order(seeds_a), order(seeds_b))), "by seed order (no seed id in common)"
+
+
 def compare(runs_a: list[Path], runs_b: list[Path], key: str = "eval/sblimp", margin: float = 0.02,
-            n_boot: int = 10_000, seed: int = 0, measure: str | None = None) -> dict:
+            n_boot: int = 10_000, seed: int = 0, measure: str | None = None, seeds_a: list | None = None,
+            seeds_b: list | None = None) -> dict:
     """b − a on the common rendered items; one run or several seeds per side. Items that share a group
-    (tSC: a document) are resampled as clusters. measure: 'sum' or 'mean' log-probability (None: each
-    run's headline)."""
+    (tSC: a document; sWUGGY: a word) are resampled as clusters. measure: 'sum' or 'mean' log-probability
+    (None: each run's headline). With several seeds, run b of seed s is paired with run a of the same seed s
+    (seeds_a/seeds_b, else each run's train.seed), and the CI, the TOST and the verdict all come from one
+    hierarchical interval over seeds × items of those per-seed differences."""
     sa, ia = _side(runs_a, key, measure)
     sb, ib = _side(runs_b, key, measure)
+    seeds_a = list(seeds_a) if seeds_a is not None else [run_seed(d) for d in runs_a]
+    seeds_b = list(seeds_b) if seeds_b is not None else [run_seed(d) for d in runs_b]
+    if len(seeds_a) != len(runs_a) or len(seeds_b) != len(runs_b):
+        raise InputError(f"compare: one seed id per run is needed ({len(seeds_a)} for {len(runs_a)} runs, "
+                         f"{len(seeds_b)} for {len(runs_b)})")
     hashes = {s["task_hash"] for s in sa + sb}
     if len(hashes) > 1:
         raise InputError(f"cannot compare runs scored on different task sets ({', '.join(sorted(hashes))}): "
@@ -94,15 +125,21 @@ def compare(runs_a: list[Path], runs_b: list[Path], key: str = "eval/sblimp", ma
     groups = [ia[0][i][1] for i in common]
     clusters = groups if len(set(groups)) < len(groups) else None
     if len(a) == 1 and len(b) == 1:
+        pairs, pairing = [(0, 0)], "one run each"
         diff = stats.paired_bootstrap(a[0], b[0], clusters=clusters, n_boot=n_boot, seed=seed)
-    else:  # several seeds: resample seeds then items of the per-seed differences
-        k = min(len(a), len(b))
-        diff = stats.hierarchical_ci(b[:k] - a[:k], clusters=clusters, n_boot=n_boot, seed=seed)
-    eq = stats.tost(a.mean(0), b.mean(0), margin=margin, clusters=clusters, n_boot=n_boot, seed=seed)
+        eq = stats.tost(a[0], b[0], margin=margin, clusters=clusters, n_boot=n_boot, seed=seed)
+    else:  # several seeds: per-seed differences b_s - a_s, resampled over seeds then items
+        pairs, pairing = pair_seeds(seeds_a, seeds_b)
+        pa, pb = a[[i for i, _ in pairs]], b[[j for _, j in pairs]]
+        diff = stats.hierarchical_ci(pb - pa, clusters=clusters, n_boot=n_boot, seed=seed)
+        eq = stats.tost(pa, pb, margin=margin, clusters=clusters, n_boot=n_boot, seed=seed)  # that interval at 90%
+    # the MDE on n / deff effective items, deff of the per-item difference (the clusters both runs share)
+    deff = stats.design_effect(b[[j for _, j in pairs]] - a[[i for i, _ in pairs]], clusters)
     return {"key": key, "task_hash": hashes.pop(), "n_common": len(common),
             "n_a": [len(d) for d in ia], "n_b": [len(d) for d in ib],
+            "seed_pairs": [[seeds_a[i], seeds_b[j]] for i, j in pairs], "seed_pairing": pairing,
             "acc_a": float(a.mean()), "acc_b": float(b.mean()), "diff": diff.as_dict(), "tost": eq,
-            "verdict": stats.verdict(diff, eq), "mde": stats.mde(len(common)),
+            "verdict": stats.verdict(diff, eq), "mde": stats.mde(len(common), deff=deff), "design_effect": deff,
             "views": [sa[0]["view"], sb[0]["view"]]}
 
 

@@ -59,6 +59,15 @@ def ci(values: np.ndarray, clusters, cfg: ScoringConfig) -> dict:
     return {"mean": e.mean, "lo": e.lo, "hi": e.hi, "n": e.n, "method": e.method}
 
 
+def _mde(values: np.ndarray, clusters) -> dict:
+    """Minimum detectable differences at 80% power on n / deff effective units: a word's pseudowords or a
+    document's passages carry less than independent pairs (deff measured on this run's scores)."""
+    deff = stats.design_effect(values, clusters)
+    n = len(values)
+    return {"between_runs": stats.mde(n, deff=deff), "vs_chance": stats.mde_vs_chance(n, deff=deff),
+            "design_effect": deff, "n_effective": n / deff}
+
+
 # what a task's source lists of the items it left out or had to change (kept in summary.json beside the counts)
 SOURCE_LISTS = ("skipped_identical", "identical", "repeated_rows", "dropped_ids", "missing_audio",
                 "row_order_disagreements", "nonword_spellings_ignored", "unmappable", "shared_files", "window_words",
@@ -121,7 +130,7 @@ def summarise(rt: RenderedTask, ps: PairScores, ngram_items: np.ndarray, cfg: Sc
         "layers": [{"layer": layer, **ci(*unit(head[:, layer]), cfg)} for layer in range(head.shape[1])],
         "in_vocab": ci(*unit(final, in_vocab), cfg) if len(in_vocab) else ci(np.zeros(0), None, cfg),
         "baselines": {"shorter_wins": ci(*unit(shorter), cfg), "ngram": ci(*unit(ngram_items), cfg)},
-        "mde": {"between_runs": stats.mde(n_units), "vs_chance": stats.mde_vs_chance(n_units)},
+        "mde": _mde(*unit(final)),
     })
     if by_group:
         out["groups"] = n_units

@@ -1,7 +1,8 @@
 """Which tasks `modevo eval` scores and where their items come from.
 
-Built-in tasks: sblimp (BLiMP, vendored subset or a path), swuggy (pseudowords from the training
-vocabulary), tsc-topic and tsc-in-document (held-out chunks). From files a user gives: ssc-csv and tsc-csv
+Built-in tasks: sblimp (BLiMP, vendored subset or a path), word-order (held-out sentences against the same
+words reordered), swuggy (pseudowords from the training vocabulary), tsc-topic and tsc-in-document
+(held-out chunks). From files a user gives: ssc-csv and tsc-csv
 (the standard StoryCloze CSV), swuggy-zr21 and sblimp-zr21 (ZeroSpeech 2021 lexical / syntactic: a gold.csv
 or its sLM21 folder with the released wavs), ssc-spoken and tsc-spoken (the released spoken StoryCloze
 audio: a manifest CSV or a folder).
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 from modevo.config import require
 from modevo.tasks.storycloze import ClozeConfig
 from modevo.tasks.swuggy import SwuggyConfig
+from modevo.tasks.word_order import WordOrderConfig
 
-BUILT_IN = ("sblimp", "swuggy", "tsc-topic", "tsc-in-document")
+BUILT_IN = ("sblimp", "word-order", "swuggy", "tsc-topic", "tsc-in-document")
 FROM_FILES = {"ssc-csv": "storycloze_csv", "tsc-csv": "storycloze_csv", "swuggy-zr21": "zr_lexical",
               "sblimp-zr21": "zr_syntactic", "ssc-spoken": "spoken_ssc", "tsc-spoken": "spoken_tsc"}
 KNOWN_TASKS = BUILT_IN + tuple(FROM_FILES)
@@ -35,6 +37,7 @@ class TasksConfig:
     blimp_paradigms: list[str] | None = None  # only these paradigms (UIDs); None: all 67
     swuggy: SwuggyConfig = field(default_factory=SwuggyConfig)
     cloze: ClozeConfig = field(default_factory=ClozeConfig)
+    word_order: WordOrderConfig = field(default_factory=WordOrderConfig)
     storycloze_csv: str | None = None  # the standard StoryCloze CSV (ssc-csv, tsc-csv)
     # ZeroSpeech 2021: a gold.csv or the sLM21 folder holding it with the wavs (<root>/lexical/dev)
     zr_lexical: str | None = None  # swuggy-zr21

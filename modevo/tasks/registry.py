@@ -1,7 +1,7 @@
 """Task name → its items: the one place a task is defined.
 
-Some tasks are drawn from the corpus itself (sWUGGY from the training vocabulary, tSC from held-out
-chunks): they receive the corpus rows (dicts with id, doc_id, sentence_index, chunk, split, written, text,
+Some tasks are drawn from the corpus itself (sWUGGY from the training vocabulary, tSC and word-order from
+held-out chunks): they receive the corpus rows (dicts with id, doc_id, sentence_index, chunk, split, written, text,
 words, phones, stress, phone_route) and a cache folder; the same corpus and config give the same items
 for every view, so every view is scored on one task set (one content hash).
 """
@@ -32,6 +32,10 @@ def load_task(name: str, cfg: TasksConfig, rows: list[dict] | None = None, cache
         from modevo.tasks.storycloze import build_tsc
 
         return build_tsc(_need(rows, name), cfg.cloze, name.removeprefix("tsc-"), cache)
+    if name == "word-order":
+        from modevo.tasks.word_order import build_word_order
+
+        return build_word_order(_need(rows, name), cfg.word_order, cache)
     if name in ("ssc-csv", "tsc-csv"):
         from modevo.tasks.storycloze import load_storycloze_csv
 
@@ -58,7 +62,7 @@ def _need(rows, name: str) -> list[dict]:
     return rows
 
 
-DRAWN_FROM_CORPUS = ("swuggy", "tsc-topic", "tsc-in-document")
+DRAWN_FROM_CORPUS = ("swuggy", "tsc-topic", "tsc-in-document", "word-order")
 
 
 def load_tasks(cfg: TasksConfig, rows: list[dict] | None = None, cache: Path | None = None,

@@ -376,7 +376,7 @@ def cache_key(rows_or_vocab, cfg: SwuggyConfig) -> str:
 
 
 def _taskset(doc: dict) -> TaskSet:
-    pairs = tuple(Pair(id=it["id"], correct=it["word"], incorrect=it["pseudoword"],
+    pairs = tuple(Pair(id=it["id"], correct=it["word"], incorrect=it["pseudoword"], group=it["word"],
                        labels=tuple((k, v) for k, v in it["labels"])) for it in doc["items"])
     return TaskSet(name="swuggy", pairs=pairs, source=doc["source"], breakdowns=("set", "band", "length"),
                    incorrect_is_nonword=True)
