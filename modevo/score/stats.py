@@ -184,7 +184,8 @@ def _robust_se(matrix: np.ndarray, clusters) -> tuple[float, float]:
     estimate that is often truncated at zero, and covered ~91% in bench/coverage.py. df is Satterthwaite's,
     with the seed part taken at its upper 75% confidence bound (S-1 df, chi-square): Satterthwaite's df from
     the estimated part alone is too large exactly when 3 seeds happen to agree, which covered 0.91-0.92 when
-    seeds differ by 3 points; this one covers >= 0.935 from no seed effect to 6 points.
+    seeds differ by 3 points; this one covers 0.93-0.99 from no seed effect to 6 points (the price: at a
+    1-point seed SD it is ~20% wider than it needs to be).
     One cluster (or every score equal) has no SE: (0, inf).
     """
     n_seeds, n_items = matrix.shape
