@@ -23,7 +23,7 @@ from modevo.score.logprob import LENS_ROWS, MIN_ROWS, PAD_MULTIPLE
 from modevo.score.pairs import PairScores, score_model, score_ngram, shorter_wins, word_overlap
 from modevo.score.runs import milestones
 from modevo.tasks.registry import load_tasks
-from modevo.tasks.render import ItemRenderer, RenderedTask
+from modevo.tasks.render import RELEASED, ItemRenderer, RenderedTask
 
 log = logging.getLogger("modevo.score")
 
@@ -338,7 +338,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
     rendered = []
     for t in tasks:  # a released benchmark is tested on its own audio only (speech views)
         heads = renderer.test_renderings(t)
-        for r in (heads if t.audio == "released" and renderer.hears_audio else renderings):
+        for r in (heads if heads == [RELEASED] else renderings):
             rendered.append((renderer.render(t, r), metric_key(t.name, r, heads[0])))
     lm, _ = _ngram(renderer, sc)
     ngram_items = {key: score_ngram(lm, rt, sc) for rt, key in rendered}

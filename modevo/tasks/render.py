@@ -96,7 +96,9 @@ class ItemRenderer:
         """Whether this view's tokens come from audio (units), so a released benchmark's files are its items."""
         return self.spec.family == "speech"
 
-    def audio_source(self, task: TaskSet, rendering: str | None) -> str:
+    @staticmethod
+    def audio_source(rendering: str | None) -> str:
+        """Where a test rendering's speech comes from: released | synthesised | none (text and phone views)."""
         if rendering == RELEASED:
             return "released"
         return "synthesised" if rendering is not None else "none"
@@ -227,7 +229,7 @@ class ItemRenderer:
             (tmp / "items.json").write_text(json.dumps({
                 "task": task.name, "task_hash": task.content_hash, "view": self.spec.name, "rendering": rendering,
                 "key": key, "skipped": out["skipped"], "skip_counts": dict(skipped),
-                "audio": self.audio_source(task, rendering), "audio_notes": dict(self._audio_notes),
+                "audio": self.audio_source(rendering), "audio_notes": dict(self._audio_notes),
                 "speakers": self._speakers(task, rendering)}))
         return _load(root, task, self.spec.name, rendering, key)
 
