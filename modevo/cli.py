@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from modevo import __version__
 from modevo.errors import InputError, ModevoError
 from modevo.jobs import heavy_job
+from modevo.machine import set_threads
 
 log = logging.getLogger("modevo")
 
@@ -436,7 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     command = " ".join(["modevo", *(sys.argv[1:] if argv is None else argv)])
     try:
-        with heavy_job(command) if func in HEAVY else contextlib.nullcontext():
+        with heavy_job(command) if func in HEAVY else contextlib.nullcontext() as shared:
+            if func in HEAVY:
+                n, why = set_threads(bool(shared))
+                log.debug("%d thread(s) per process (%s)", n, why)
             return func(args)
     except ModevoError as e:
         print(f"modevo: error: {e}", file=sys.stderr)

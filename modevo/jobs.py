@@ -29,21 +29,22 @@ def lock_path() -> Path:
 
 
 @contextlib.contextmanager
-def heavy_job(command: str) -> Iterator[None]:
-    """Hold the machine's job lock while the block runs; warn once if another modevo job holds it."""
+def heavy_job(command: str) -> Iterator[bool]:
+    """Hold the machine's job lock while the block runs; warn once if another modevo job holds it. Yields
+    whether another job was found running (the caller then takes fewer threads)."""
     try:
         import fcntl
     except ImportError:  # not on POSIX: no advisory locks, no warning
-        yield
+        yield False
         return
     if os.environ.get(PARENT_ENV):
-        yield
+        yield False
         return
     path = lock_path()
     try:
         f = open(path, "a+")
     except OSError:  # an unwritable temp folder must not stop the job
-        yield
+        yield False
         return
     with f:
         try:
@@ -53,14 +54,14 @@ def heavy_job(command: str) -> Iterator[None]:
             holder = f.read().strip() or "unknown"
             log.warning(f"another modevo job is running on this machine ({holder}); both share its "
                         f"{os.cpu_count()} cores, so each will run much slower than alone. Going on")
-            yield
+            yield True
             return
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()}: {command}")
         f.flush()
         try:
-            yield
+            yield False
         finally:
             f.truncate(0)
             fcntl.flock(f, fcntl.LOCK_UN)

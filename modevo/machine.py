@@ -18,6 +18,47 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+THREADS_ENV = "MODEVO_THREADS"  # the thread count a heavy command uses, when the user sets one
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def choose_threads(shared: bool = False) -> tuple[int, str]:
+    """(threads, why) for a heavy command: MODEVO_THREADS, else OMP_NUM_THREADS, else every usable core;
+    half of them (at least one) when another modevo job already runs here. Oversubscribed OpenMP threads
+    spin-wait for each other: on a loaded 2-core machine two threads per process made small operations
+    50-100x slower than one (ENVIRONMENT.md), so the count is set, never left to the library."""
+    for env in (THREADS_ENV, "OMP_NUM_THREADS"):
+        value = os.environ.get(env, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value), f"{env}={value}"
+    cores = usable_cores()
+    if shared:
+        return max(1, cores // 2), f"half of {cores} usable cores: another modevo job runs here"
+    return cores, f"{cores} usable cores"
+
+
+def set_threads(shared: bool = False) -> tuple[int, str]:
+    """Fix the intra-op thread count of this process and its children (torch, OpenMP, MKL) before the
+    heavy work starts; torch's inter-op pool gets one thread (modevo runs one graph at a time)."""
+    import sys
+
+    n, why = choose_threads(shared)
+    for env in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[env] = str(n)
+    if "torch" in sys.modules:  # imported already (in-process callers): the variables came too late
+        import torch
+
+        torch.set_num_threads(n)
+    return n, why
+
+
 def describe(with_torch: bool = True) -> dict:
     """Host, CPU, cores and (unless with_torch=False, for callers that must stay light) torch and GPU."""
     facts = {"host": platform.node(), "platform": platform.platform(), "processor": cpu_model(),

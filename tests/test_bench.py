@@ -64,3 +64,30 @@ def test_coverage_runs_few_replications():
     out, last = bench("coverage", "--reps", "6", "--n-boot", "100", "--tasks", "tsc-topic,zr21-group")
     assert "paired Δ, 3 seeds each" in out and "chunk (not printed)" in out and "TOST type I" in out
     assert 0 < _ratio(last) <= 100
+
+
+def test_eval_speed_few_pairs(bench_out):
+    out, last = bench("eval_speed", "--pairs", "4", "--rounds", "1")
+    assert "shared ctx s" in out and _ratio(last) > 0
+    record = json.loads((bench_out / "eval_speed.jsonl").read_text().splitlines()[-1])
+    for shape in record["shapes"].values():  # the faster paths give the same numbers, up to fp32 rounding
+        assert shape["max_abs_diff_nats"] < 1e-3 and shape["flips_beyond_near_ties"] == 0
+
+
+def test_precision_check_on_a_tiny_trained_run(tmp_path_factory, bench_out):
+    from conftest import novels_workspace, train_tiny
+
+    gen = novels_workspace(tmp_path_factory, "precision")
+    workspace = next(gen)
+    try:
+        run = train_tiny(workspace, "text-char")
+        out, last = bench("precision_check", "--run", str(run), "--config", "configs/eval/smoke.yaml",
+                          "tasks.names=[sblimp,tsc-topic]", "tasks.blimp_per_paradigm=2", "--max-pairs", "40")
+    finally:
+        next(gen, None)
+    assert "acc bf16" in out and "bf16 scoring" in out and _ratio(last) > 0
+    record = json.loads((bench_out / "precision_check.jsonl").read_text().splitlines()[-1])
+    assert {"sblimp", "tsc-topic"} <= set(record["tasks"])
+    for task in record["tasks"].values():
+        assert 0 < task["pairs"] <= 40 and task["max_abs_diff_nats"] > 0  # bf16 is not fp32: it differs
+        assert task["flips"] >= task["flips_beyond_tolerance"]

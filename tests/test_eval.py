@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import novels_workspace, train_tiny
@@ -142,6 +143,30 @@ def test_speech_run_is_scored_on_the_rendering_grid(workdir):
     assert set(summaries) == {"eval/sblimp", "eval/sblimp/test-varied", "eval/sblimp/test-heldout"}
     assert summaries["eval/sblimp"]["test_rendering"] == "fixed"
     assert all(s["rendered"] + sum(s["skipped"].values()) == 20 for s in summaries.values())
+
+    # speech@varied of the same unit tokenizer hears the same grid: its items come from the same rendering
+    from modevo.corpus import render as corpus_render
+    from modevo.tasks import render as tasks_render
+
+    cache = workdir[0] / "cache"
+    before = sorted(cache.rglob("tasks/*/items.json"))
+    stage = load(TrainStageConfig, run / "config.yaml")
+    fixed = tasks_render.ItemRenderer(stage, "speech-fixed", max_len=stage.model.max_seq_len, progress=False)
+    varied = tasks_render.ItemRenderer(stage, "speech-varied", max_len=stage.model.max_seq_len, progress=False)
+    task = load_task("sblimp", _cfg().tasks)
+    calls = []
+    real = corpus_render.render_utterance
+    tasks_render.render_utterance = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        for rendering in ("fixed", "varied", "heldout"):
+            a, b = fixed.render(task, rendering), varied.render(task, rendering)
+            assert all(np.array_equal(x, y) for x, y in zip(a.correct, b.correct)) and b.view == "speech@varied/mel-kmeans"
+    finally:
+        tasks_render.render_utterance = real
+    assert calls == [] and sorted(cache.rglob("tasks/*/items.json")) == before  # nothing synthesised again
+    # phone-repeat@fixed hears the same audio but encodes phones: its items are its own
+    assert fixed.cache_key(task, "fixed") != tasks_render.ItemRenderer(
+        stage, "phone-repeat@fixed", max_len=stage.model.max_seq_len, progress=False).cache_key(task, "fixed")
 
 
 def test_checkpoint_of_another_view_is_refused(char_run, workdir):

@@ -61,3 +61,18 @@ def test_cli_warns_once_then_runs_the_command(other_job, capsys):
     assert len(err) == 2 and "another modevo job" in err[0] and err[1].startswith("modevo: error: name what to score")
     assert main(["plan", "A", "--scale", "nosuch"]) == 2  # not heavy: no warning
     assert "another modevo job" not in capsys.readouterr().err
+
+
+def test_a_second_job_is_told_and_takes_half_the_cores(other_job, monkeypatch):
+    from modevo.machine import choose_threads, usable_cores
+
+    with heavy_job("modevo eval --all") as shared:
+        assert shared is True
+    with heavy_job("modevo eval --all") as shared:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.delenv("MODEVO_THREADS", raising=False)
+        assert choose_threads(shared)[0] == max(1, usable_cores() // 2)
+    other_job.stdin.close()
+    other_job.wait(timeout=30)
+    with heavy_job("modevo eval --all") as shared:
+        assert shared is False

@@ -205,3 +205,25 @@ def test_shapes_of_the_scales():
     assert (cpu.n_layer, cpu.d_model, cpu.n_head, cpu.n_kv_head, cpu.max_seq_len) == (6, 256, 8, 4, 512)
     assert (paper.n_layer, paper.d_model, paper.n_head, paper.n_kv_head, paper.ff_dim, paper.max_seq_len,
             paper.vocab_size) == (22, 2048, 32, 4, 5632, 2048, 32000)
+
+
+def test_hidden_states_are_the_forwards_and_continue_a_cached_prefix():
+    model, x = make(), ids(B=3, T=30)
+    _, ref = model(x, return_hidden=True)
+    states, kv = model.hidden_states(x)
+    assert all(torch.equal(a, b) for a, b in zip(states, ref))  # the same states, without the logits
+    assert len(kv) == model.config.n_layer and kv[0][0].shape == (3, 2, 30, 8)  # (B, K, T, D)
+    plen = torch.tensor([10, 4, 12])  # prefixes right-padded to 12; their padding must not be attended to
+    pre = torch.full((3, 12), 7)
+    for b in range(3):
+        pre[b, :plen[b]] = x[b, :plen[b]]
+    _, past = model.hidden_states(pre)
+    cont = torch.stack([x[b, plen[b]:plen[b] + 9] for b in range(3)])
+    got, _ = model.hidden_states(cont, past=past, past_len=plen)
+    for layer in range(model.config.n_layer + 1):
+        for b in range(3):
+            torch.testing.assert_close(got[layer][b], ref[layer][b, plen[b]:plen[b] + 9], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="past_len"):
+        model.hidden_states(cont, past=past)
+    with pytest.raises(ValueError, match="max_seq_len"):
+        model.hidden_states(ids(B=3, T=60), past=past, past_len=plen)

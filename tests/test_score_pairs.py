@@ -138,3 +138,90 @@ def test_ngram_baseline_scores_pairs():
     lm = NGramLM.fit(tokens, offsets, V, order=2)
     rt = rendered([([1, 2, 3], [3, 2, 1]), ([1, 2], [2, 1])])
     assert score_ngram(lm, rt, ScoringConfig()).tolist() == [1.0, 1.0]
+
+
+def _contexts(n, vocab, seed=0, max_ctx=120, max_cont=40):
+    rng = np.random.default_rng(seed)
+    prefixes = [np.concatenate([[0], rng.integers(1, vocab, int(rng.integers(0, max_ctx)))]) for _ in range(n)]
+    conts = [tuple(rng.integers(1, vocab, int(rng.integers(1, max_cont))) for _ in range(2)) for _ in range(n)]
+    return prefixes, conts
+
+
+@pytest.mark.parametrize("d_model,vocab", [(64, 50), (128, 700)])
+def test_a_shared_context_scores_as_two_full_sequences(d_model, vocab):
+    from modevo.score.logprob import score_shared_prefix
+
+    model = _gpt(d_model=d_model, vocab=vocab)
+    prefixes, conts = _contexts(40, vocab, seed=2)
+    shared = score_shared_prefix(model, prefixes, conts, batch_size=8)
+    seqs = [np.concatenate([p, c]) for p, pair in zip(prefixes, conts) for c in pair]
+    full = score_spans(model, seqs, [len(c) for pair in conts for c in pair], batch_size=8)
+    assert np.array_equal(shared.counts, full.counts)
+    # fp32 rounding only: a continuation of up to 40 tokens differs by far less than the tie tolerance
+    assert np.abs(shared.sums - full.sums).max() < 1e-4
+    assert np.abs(full.sums).min() > 1.0  # the comparison is between real log-probabilities
+
+
+def test_shared_context_scores_are_identical_for_any_batch_size():
+    from modevo.score.logprob import score_shared_prefix
+
+    model = _gpt(d_model=128, vocab=700)
+    prefixes, conts = _contexts(60, 700, seed=3)
+    ref = score_shared_prefix(model, prefixes, conts, batch_size=1)
+    for bs in (7, 64):
+        got = score_shared_prefix(model, prefixes, conts, batch_size=bs)
+        assert np.array_equal(got.sums, ref.sums), f"batch size {bs} changed a score"
+
+
+def test_a_task_with_context_is_scored_from_one_pass_over_it(monkeypatch):
+    import modevo.score.pairs as pairs_mod
+
+    model = _gpt()
+    rng = np.random.default_rng(4)
+    pairs = [(rng.integers(1, 50, 6), rng.integers(1, 50, 9)) for _ in range(5)]
+    rt = rendered(pairs, context=list(rng.integers(1, 50, 30)))
+    calls = []
+    real = pairs_mod.score_shared_prefix
+    monkeypatch.setattr(pairs_mod, "score_shared_prefix", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ps = score_model(model, rt, ScoringConfig())
+    assert calls, "a task with context did not use the shared-context scorer"
+    seqs, scored, _ = pairs_mod.sequences(rt, ScoringConfig())
+    full = score_spans(model, seqs, scored).sums.reshape(5, 2, -1)
+    assert np.abs(ps.sum_correct - full[:, 0]).max() < 1e-4
+    assert np.abs(ps.sum_incorrect - full[:, 1]).max() < 1e-4
+    assert ps.n_incorrect.tolist() == [9] * 5
+    # context scored too ("whole"): no sharing, the sequences are scored whole
+    calls.clear()
+    score_model(model, rt, ScoringConfig(context="whole"))
+    assert not calls
+
+
+def test_the_shared_context_scorer_refuses_what_does_not_fit():
+    from modevo.score.logprob import score_shared_prefix
+
+    model = _gpt()  # max_seq_len 256
+    with pytest.raises(ValueError, match="context 256"):
+        score_shared_prefix(model, [np.zeros(200, np.int64)], [(np.ones(30, np.int64), np.ones(57, np.int64))])
+    with pytest.raises(ValueError, match="at least"):
+        score_shared_prefix(model, [np.zeros(0, np.int64)], [(np.ones(3, np.int64), np.ones(3, np.int64))])
+
+
+def test_bf16_scoring_runs_the_blocks_in_bf16_and_the_lens_in_fp32():
+    from modevo.score.evaluate import protocol
+    from modevo.score.logprob import Bf16Trunk, for_precision
+
+    model = _gpt()
+    rng = np.random.default_rng(5)
+    rt = rendered([(rng.integers(1, 50, 6), rng.integers(1, 50, 9)) for _ in range(6)],
+                  context=list(rng.integers(1, 50, 20)))
+    ref = score_model(model, rt, ScoringConfig())
+    low = score_model(model, rt, ScoringConfig(precision="bf16"))
+    gap = np.abs(low.sum_correct - ref.sum_correct).max()
+    assert 0 < gap < 0.5  # bf16 rounding, not another model
+    assert model.lm_head.weight.dtype == torch.float32  # the caller's model is left as it was
+    trunk = for_precision(model, "bf16")
+    assert isinstance(trunk, Bf16Trunk) and for_precision(trunk, "bf16") is trunk
+    states, _ = trunk.hidden_states(torch.zeros((1, 4), dtype=torch.long))
+    assert all(h.dtype == torch.float32 for h in states)
+    assert "bf16 blocks" in protocol(ScoringConfig(precision="bf16"))["precision"]
+    assert protocol(ScoringConfig(precision="bf16"))["hash"] != protocol(ScoringConfig())["hash"]

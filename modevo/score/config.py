@@ -19,6 +19,10 @@ class ScoringConfig:
     context: Literal["continuation", "whole"] = "continuation"  # score only the continuation, or context too
     score_end: bool = False  # also score the separator after the continuation (end of utterance)
     batch_size: int = 32  # sequences per forward pass; scores are identical for any value
+    # the blocks' precision when scoring; the lens and log-softmax are fp32 either way. bf16 is faster on
+    # CPUs with bf16 matrix units; use it only where bench/precision_check.py shows it flips no decision
+    # beyond near-ties (the precision is recorded in the protocol, so the two never mix in one table)
+    precision: Literal["fp32", "bf16"] = "fp32"
     n_boot: int = 10_000
     level: float = 0.95
     tost_margin: float = 0.02  # equivalence margin, accuracy units (±2 points)

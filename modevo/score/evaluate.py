@@ -27,7 +27,7 @@ from modevo.tasks.render import RELEASED, ItemRenderer, RenderedTask
 
 log = logging.getLogger("modevo.score")
 
-PROTOCOL_VERSION = "pairs-1"
+PROTOCOL_VERSION = "pairs-2"
 
 
 def protocol(cfg: ScoringConfig) -> dict:
@@ -36,11 +36,17 @@ def protocol(cfg: ScoringConfig) -> dict:
          "context": cfg.context, "score_end": cfg.score_end,
          "sequence": "[SEP] + context utterances each followed by SEP + continuation; first token unscored; "
                      "a context longer than the model's window loses its oldest tokens (same cut for both members)",
+         "shared_context": ("a pair's context runs through the model once and both continuations attend to its "
+                            "cached keys and values (equal to two full sequences up to fp32 rounding)"
+                            if cfg.context == "continuation" else "none: the context is scored, each sequence whole"),
          "layers": "hidden state l (0 = embeddings) → final_norm → LM head (logit lens); last = model output",
-         "precision": "fp32 model, fp32 per-token log-probabilities, fp64 sums",
+         "precision": ("fp32 model" if cfg.precision == "fp32" else "bf16 blocks, fp32 lens and log-softmax")
+                      + ", fp32 per-token log-probabilities, fp64 sums",
          "batching": f"by length, padded to a multiple of {PAD_MULTIPLE}, at least {MIN_ROWS} token rows per "
                      f"forward; lens rows padded to {LENS_ROWS}",
-         "ci": f"percentile bootstrap, {cfg.n_boot} resamples, level {cfg.level}, seed {cfg.seed}",
+         "ci": f"bootstrap over the unit that carries the dependence (items, their cluster, or seeds × clusters), "
+               f"{cfg.n_boot} resamples, level {cfg.level}, seed {cfg.seed}; the percentile interval expanded to "
+               f"t(C-1 df) × the cluster-robust SE (Satterthwaite df across seeds); coverage: bench/RESULTS.md",
          "equivalence": f"TOST ±{cfg.tost_margin:g}", "ngram_order": cfg.ngram_order, "level": cfg.level}
     p["hash"] = stable_hash({k: v for k, v in p.items()}, 12)
     return p

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modevo.score.config import ScoringConfig
-from modevo.score.logprob import score_spans
+from modevo.score.logprob import for_precision, score_shared_prefix, score_spans
 from modevo.corpus.normalize import normalize
 from modevo.tasks.base import TaskSet
 from modevo.tasks.render import RenderedTask
@@ -84,10 +84,25 @@ class PairScores:
         return item_scores(c, i, tol)
 
 
+def shares_context(rt: RenderedTask, cfg: ScoringConfig) -> bool:
+    """Whether the pairs' two members continue one scored-once context (tasks with context, scoring the
+    continuation only): then the context runs through the model once per pair, not once per member."""
+    return cfg.context == "continuation" and any(len(rt.context[i]) for i in np.flatnonzero(rt.rendered))
+
+
 def score_model(model, rt: RenderedTask, cfg: ScoringConfig, progress: bool = False) -> PairScores:
-    seqs, scored, owner = sequences(rt, cfg)
-    spans = score_spans(model, seqs, scored, batch_size=cfg.batch_size, progress=progress,
-                        desc=f"score {rt.task.name}" + (f"@{rt.rendering}" if rt.rendering else ""))
+    desc = f"score {rt.task.name}" + (f"@{rt.rendering}" if rt.rendering else "")
+    model = for_precision(model, cfg.precision)
+    if shares_context(rt, cfg):
+        end = [SEP_ID] if cfg.score_end else []
+        owner = np.flatnonzero(rt.rendered).astype(np.int64)
+        prefixes = [np.concatenate([[SEP_ID], rt.context[i]]).astype(np.int64) for i in owner]
+        conts = [tuple(np.concatenate([c, end]).astype(np.int64) for c in (rt.correct[i], rt.incorrect[i]))
+                 for i in owner]
+        spans = score_shared_prefix(model, prefixes, conts, batch_size=cfg.batch_size, progress=progress, desc=desc)
+    else:
+        seqs, scored, owner = sequences(rt, cfg)
+        spans = score_spans(model, seqs, scored, batch_size=cfg.batch_size, progress=progress, desc=desc)
     sums = spans.sums.reshape(len(owner), 2, -1) if len(owner) else np.zeros((0, 2, 1))
     counts = spans.counts.reshape(len(owner), 2) if len(owner) else np.zeros((0, 2), np.int64)
     return PairScores(owner, sums[:, 0], sums[:, 1], counts[:, 0], counts[:, 1])

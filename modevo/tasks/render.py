@@ -13,7 +13,9 @@ An item one view cannot render (nothing speakable, no phones, no transcript, an 
 unreadable, longer than the model's context) is counted under its reason; comparisons across views use the
 items both can render.
 
-Rendered items are cached beside the corpus: <corpus>/tasks/<task>-<view>-<rendering>-<key>/items.npz.
+Rendered items are cached beside the corpus: <corpus>/tasks/<task>-<encoding>-<rendering>-<key>/items.npz,
+keyed by what the ids depend on (the encoder's `item_inputs`), not by the view: speech@fixed and
+speech@varied of one unit tokenizer render the test grid once between them.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from modevo.views.registry import SEP_ID, ViewSpec, parse_view
 
 log = logging.getLogger("modevo.tasks")
 
-STAGE_VERSION = "tasks-render-3"
+STAGE_VERSION = "tasks-render-4"
 SPEECH_TEST_RENDERINGS = ("fixed", "varied", "heldout")  # the grid a speech model is tested on
 RELEASED = "released"  # the test condition of a released benchmark's own audio
 
@@ -186,9 +188,10 @@ class ItemRenderer:
             rcfg = speech.renderings[rendering]
             rinfo = {"name": rendering, "config": to_dict(rcfg) | {"enabled": None, "role": None},
                      "voices": resolve_voices(rcfg, speech.allow_fallback)[0], "seed": speech.seed}
-        return stable_hash({"stage": STAGE_VERSION, "task": task.content_hash, "view": self.spec.name,
-                            "inputs": self.inputs, "settings": dataclasses.asdict(self.stage.views),
-                            "rendering": rinfo, "max_len": self.max_len}, 16)
+        # the encoding, not the view: views that give items the same ids share one rendering of them
+        return stable_hash({"stage": STAGE_VERSION, "task": task.content_hash, "encoding": self.encoder.item_inputs,
+                            "settings": dataclasses.asdict(self.stage.views), "rendering": rinfo,
+                            "max_len": self.max_len}, 16)
 
     def render(self, task: TaskSet, rendering: str | None = None) -> RenderedTask:
         from tqdm.auto import tqdm
@@ -199,7 +202,8 @@ class ItemRenderer:
             raise InputError(f"unknown test rendering '{rendering}' (configured: "
                              f"{', '.join(self.stage.corpus.speech.renderings)})")
         key = self.cache_key(task, rendering)
-        root = self.ctx.corpus.root / "tasks" / f"{task.name}-{self.spec.name.replace('/', '_')}-{rendering}-{key}"
+        encoding = self.encoder.item_inputs["name"].replace("/", "_")
+        root = self.ctx.corpus.root / "tasks" / f"{task.name}-{encoding}-{rendering}-{key}"
         if (root / "items.json").exists():
             return _load(root, task, self.spec.name, rendering, key)
         out = {"correct": [], "incorrect": [], "context": [], "skipped": [], "in_vocab": [], "dropped": []}
@@ -227,7 +231,8 @@ class ItemRenderer:
             np.savez(tmp / "items.npz", in_vocab=np.asarray(out["in_vocab"]),
                      context_dropped=np.asarray(out["dropped"], dtype=np.int64), **arrays)
             (tmp / "items.json").write_text(json.dumps({
-                "task": task.name, "task_hash": task.content_hash, "view": self.spec.name, "rendering": rendering,
+                "task": task.name, "task_hash": task.content_hash, "encoding": self.encoder.item_inputs,
+                "rendered_for": self.spec.name, "rendering": rendering,
                 "key": key, "skipped": out["skipped"], "skip_counts": dict(skipped),
                 "audio": self.audio_source(rendering), "audio_notes": dict(self._audio_notes),
                 "speakers": self._speakers(task, rendering)}))

@@ -12,6 +12,13 @@ The contract train and score are built against:
     model(ids, targets=t, return_hidden=True) → (logits, loss, hiddens)
     model.lens(h)                        → LM head over final_norm(h), float32 logits; the forward computes
                                            its logits as lens(hiddens[-1]), so the two are equal exactly
+    model.hidden_states(ids, past=None, past_len=None) → (hiddens, kv): the L+1 hidden states without the
+                                           full-vocabulary logits (scoring applies the lens where it needs
+                                           it), and each block's keys and values of ids (B, K, T, D). With
+                                           `past` (an earlier call's kv, rows right-padded) and `past_len`
+                                           (B,) its valid lengths, ids continue those prefixes: row b's
+                                           token t sits at position past_len[b] + t and attends to the
+                                           first past_len[b] past keys and causally to ids
     model.param_counts()                 → {"total", "non_embedding"} (tied weights counted once)
     model.config                         → the ModelConfig
 The model builds on the meta device (`with torch.device("meta"): GPT(cfg)`) without allocating; such a
@@ -27,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modevo.errors import ConfigError
-from modevo.train.attention import causal_attention
+from modevo.train.attention import causal_attention, masked_attention
 from modevo.train.model_config import ModelConfig
 
 IGNORE_INDEX = -100
@@ -48,13 +55,17 @@ class RMSNorm(nn.Module):
         return normed.to(x.dtype) * self.weight
 
 
-def rope_tables(seq_len: int, head_dim: int, theta: float, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin, each (T, 1, D/2), of the rotate-half (Llama / Hugging Face) layout. Computed in fp32 per
-    forward: cheap next to the model, identical for every batch size, and nothing to re-make after
-    `to_empty` or a dtype change."""
+def rope_tables(seq_len: int, head_dim: int, theta: float, device, dtype,
+                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, each (T, 1, D/2), of the rotate-half (Llama / Hugging Face) layout; (B, T, 1, D/2) for
+    per-row `positions` (B, T). Computed in fp32 per forward: cheap next to the model, identical for every
+    batch size, and nothing to re-make after `to_empty` or a dtype change."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
-    pos = torch.arange(seq_len, device=device, dtype=torch.float32)
-    angles = torch.outer(pos, inv_freq)[:, None, :]  # (T, 1, D/2): one row per position, shared by heads
+    if positions is None:
+        pos = torch.arange(seq_len, device=device, dtype=torch.float32)
+        angles = torch.outer(pos, inv_freq)[:, None, :]  # (T, 1, D/2): one row per position, shared by heads
+    else:
+        angles = (positions.to(torch.float32)[..., None] * inv_freq)[:, :, None, :]  # (B, T, 1, D/2)
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
@@ -73,16 +84,21 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.proj.is_residual_out = True  # init scaled by 1/sqrt(2·n_layer)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past=None, mask=None):
+        """→ (output (B, T, C), this call's rotated keys and values (B, K, T, D) each). With past (k, v)
+        (B, K, P, D) each, the queries attend to past and new keys where mask (B, 1, T, P+T) is True."""
         B, T, C = x.shape
         H, K, D = self.n_head, self.n_kv_head, self.head_dim
         qk, v = self.qkv(x).view(B, T, H + 2 * K, D).split([H + K, K], dim=2)  # (B, T, H+K, D), (B, T, K, D)
         qk = apply_rope(qk, cos, sin)  # queries and keys rotated together, before the transpose: one pass
         q, k = qk.split([H, K], dim=2)  # (B, T, H, D), (B, T, K, D)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, D)
-        y = causal_attention(q, k, v, self.dropout if self.training else 0.0)  # (B, H, T, D)
+        if past is None:
+            y = causal_attention(q, k, v, self.dropout if self.training else 0.0)  # (B, H, T, D)
+        else:
+            y = masked_attention(q, torch.cat([past[0], k], 2), torch.cat([past[1], v], 2), mask)  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        return self.proj(y)
+        return self.proj(y), (k, v)
 
 
 class SwiGLU(nn.Module):
@@ -106,10 +122,11 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin))  # (B, T, C)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past=None, mask=None):
+        a, kv = self.attn(self.attn_norm(x), cos, sin, past, mask)
+        x = x + self.drop(a)  # (B, T, C)
         x = x + self.drop(self.mlp(self.mlp_norm(x)))  # (B, T, C)
-        return x
+        return x, kv
 
 
 class GPT(nn.Module):
@@ -161,7 +178,7 @@ class GPT(nn.Module):
         cos, sin = rope_tables(T, self.config.head_dim, self.config.rope_theta, x.device, x.dtype)  # (T, 1, D/2)
         hiddens = [x] if return_hidden else None
         for block in self.blocks:
-            x = block(x, cos, sin)  # (B, T, C)
+            x, _ = block(x, cos, sin)  # (B, T, C)
             if hiddens is not None:
                 hiddens.append(x)
         logits = self.lens(x)  # (B, T, V) fp32
@@ -174,6 +191,36 @@ class GPT(nn.Module):
         if hiddens is not None:
             out += (hiddens,)
         return out[0] if len(out) == 1 else out
+
+    @torch.no_grad()
+    def hidden_states(self, ids: torch.Tensor, past: list | None = None, past_len: torch.Tensor | None = None):
+        """(hiddens, kv) of ids (B, T) without the logits: L+1 states (B, T, C) and each block's (k, v) of
+        ids. Given past (a list of L (k, v), each (B, K, P, D), rows right-padded) and past_len (B,), ids
+        continue row b's first past_len[b] tokens: the same states as one forward over prefix + ids, up to
+        rounding (scoring shares a context between two continuations this way)."""
+        if ids.dim() != 2 or ids.shape[1] == 0:
+            raise ValueError(f"ids must be a non-empty (batch, time) tensor, got shape {tuple(ids.shape)}")
+        B, T = ids.shape
+        P = 0 if past is None else past[0][0].shape[2]
+        if P + T > self.config.max_seq_len:
+            raise ValueError(f"sequence length {P + T} exceeds the model's max_seq_len {self.config.max_seq_len}")
+        x = self.tok_emb(ids)  # (B, T, C)
+        mask = positions = None
+        if past is not None:
+            if len(past) != len(self.blocks) or past_len is None or past_len.shape != (B,):
+                raise ValueError("past needs one (k, v) per block and past_len one length per row")
+            steps = torch.arange(T, device=ids.device)
+            positions = past_len.to(ids.device)[:, None] + steps  # (B, T)
+            seen = torch.arange(P, device=ids.device)[None, None, :] < past_len.to(ids.device)[:, None, None]  # (B, 1, P)
+            causal = torch.ones(T, T, dtype=torch.bool, device=ids.device).tril()  # (T, T)
+            mask = torch.cat([seen.expand(B, T, P), causal.expand(B, T, T)], 2)[:, None]  # (B, 1, T, P+T)
+        cos, sin = rope_tables(T, self.config.head_dim, self.config.rope_theta, x.device, x.dtype, positions)
+        hiddens, kv = [x], []
+        for n, block in enumerate(self.blocks):
+            x, layer_kv = block(x, cos, sin, None if past is None else past[n], mask)  # (B, T, C)
+            hiddens.append(x)
+            kv.append(layer_kv)
+        return hiddens, kv
 
     def param_counts(self) -> dict[str, int]:
         """Total parameters (a tied matrix counted once) and non-embedding ones (without the token

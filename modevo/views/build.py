@@ -141,37 +141,60 @@ def _phone_bpe_vocab(ctx: ViewContext) -> tuple[int, dict]:
 
 
 def encoder_and_inputs(spec: ViewSpec, ctx: ViewContext) -> tuple[Encoder, dict, dict]:
-    """The encoder of a view, what its cache key depends on, and extra info for its manifest."""
+    """The encoder of a view, what its cache key depends on, and extra info for its manifest.
+
+    The encoder also carries `item_inputs`: what a task item's ids depend on apart from the item and the
+    rendering it is heard in. Two views with equal item_inputs give every item the same ids, so task items
+    are rendered once for both (speech@fixed and speech@varied of one unit tokenizer hear the same test
+    grid; their training units differ, their codebook does not)."""
+    enc, inputs, info = _encoder_and_inputs(spec, ctx)
+    enc.item_inputs = {"corpus": inputs["corpus"], **enc.item_inputs}
+    return enc, inputs, info
+
+
+def _encoder_and_inputs(spec: ViewSpec, ctx: ViewContext) -> tuple[Encoder, dict, dict]:
     cfg = ctx.stage.views
     inputs: dict = {"corpus": ctx.manifest["content_hash"]}
     info: dict = {}
     if spec.family == "text-bpe":
         folder = ctx.bpe_folder(spec, cfg.text_bpe_vocab)
         inputs["bpe"] = folder.name
-        return Encoder(spec, cfg, bpe_folder=folder), inputs, {"bpe_model": str(folder)}
+        enc = Encoder(spec, cfg, bpe_folder=folder)
+        enc.item_inputs = {"name": spec.name, "bpe": folder.name}
+        return enc, inputs, {"bpe_model": str(folder)}
     if spec.family == "phone-bpe":
         vocab, info = _phone_bpe_vocab(ctx)
         folder = ctx.bpe_folder(spec, vocab)
         inputs["bpe"] = folder.name
-        return Encoder(spec, cfg, bpe_folder=folder), inputs, {"bpe_model": str(folder), "vocab_search": info}
+        enc = Encoder(spec, cfg, bpe_folder=folder)
+        enc.item_inputs = {"name": spec.name, "bpe": folder.name}
+        return enc, inputs, {"bpe_model": str(folder), "vocab_search": info}
     if spec.family == "phone-repeat" and spec.rendering == "mean":
         rend, key = ctx.rendering(cfg.mean_from)
         train = ctx.train_rows()
         means = mean_frames([rend[r["id"]] for r in train], train)
         inputs["mean_from"] = key
-        return Encoder(spec, cfg, mean_frames=means), inputs, {"mean_frames": means}
+        enc = Encoder(spec, cfg, mean_frames=means)
+        enc.item_inputs = {"name": spec.name, "mean_from": key}
+        return enc, inputs, {"mean_frames": means}
     if spec.family == "phone-repeat":
         _, key = ctx.rendering(spec.rendering)
         inputs["rendering"] = key
-        return Encoder(spec, cfg), inputs, {}
+        enc = Encoder(spec, cfg)
+        enc.item_inputs = {"name": spec.family}  # an item's frames come from the rendering it is heard in
+        return enc, inputs, {}
     if spec.family == "speech":
         _, key = ctx.rendering(spec.rendering)
         _, um = ctx.units(spec.rendering, spec.tokenizer)
         inputs.update(rendering=key, units=um["content_hash"])
         enc = Encoder(spec, cfg, n_units=um["vocab_size"], unit_rate_hz=um["frame_rate_hz"])
+        enc.item_inputs = {"name": f"speech_{spec.tokenizer}", "tokenizer": um["tokenizer_hash"],
+                           "frame_rate_hz": um["frame_rate_hz"]}
         return enc, inputs, {"units": {
             k: um[k] for k in ("tokenizer", "tokenizer_hash", "vocab_size", "frame_rate_hz", "quality")}}
-    return Encoder(spec, cfg), inputs, {}
+    enc = Encoder(spec, cfg)
+    enc.item_inputs = {"name": spec.name}
+    return enc, inputs, {}
 
 
 def view_settings(cfg: ViewsConfig) -> dict:

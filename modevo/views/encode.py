@@ -45,6 +45,7 @@ class Encoder:
     def __init__(self, spec: ViewSpec, cfg: ViewsConfig, bpe_folder=None, mean_frames: dict | None = None,
                  n_units: int | None = None, unit_rate_hz: float = 50.0):
         self.spec, self.cfg, self.mean_frames = spec, cfg, mean_frames
+        self.item_inputs: dict = {"name": spec.name}  # what an item's ids depend on (views.build sets it)
         self.unit_ms = 1000.0 / unit_rate_hz
         fam = spec.family
         if fam in ("text-bpe", "phone-bpe"):
