@@ -34,11 +34,15 @@ AUDIO_REALTIME = 1000.0
 ITEM_PAIRS_PER_S = 160.0
 SECONDS_PER_SENTENCE = 3.2  # spoken at 160 wpm, ~8.5 words: used before a rendering exists
 # Tokens one side of a pair feeds the model, per task: means of the cpu reproduction's scored items (frame
-# views at 50 Hz; character/phone views, which BPE views undercut), capped at the model's window. A story's
-# context fills the window on frame views (inf): it is most of a speech run's scoring time.
+# views at 50 Hz; character/phone views, which BPE views undercut), capped at the model's window. Without a
+# word window a story's context fills the window on frame views (inf).
 ITEM_TOKENS = {"frame": {"swuggy": 23, "sblimp": 118, "word-order": 138, "tsc-topic": math.inf,
                          "tsc-in-document": math.inf},
                "text": {"swuggy": 6, "sblimp": 32, "word-order": 55, "tsc-topic": 280, "tsc-in-document": 280}}
+TOKENS_PER_WORD = {"frame": 118 / 8.0, "text": 32 / 8.0}  # sBLIMP's means above over its ~8 words
+# a tSC pair within a window of W words (the longer ending ~55% of it) reads its context once and both
+# endings (the context is scored once per pair): ~0.77·W words per side
+CLOZE_WORDS_PER_SIDE = 0.77
 
 
 @dataclass
@@ -178,8 +182,14 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
     milestone_tasks = ecfg.tasks.names if sc.milestone_tasks is None else sc.milestone_tasks
 
     def tokens_read(tasks, frame_level: bool, window: int) -> float:
-        lengths = ITEM_TOKENS["frame" if frame_level else "text"]
+        kind = "frame" if frame_level else "text"
+        lengths = dict(ITEM_TOKENS[kind])
+        if ecfg.tasks.cloze.window_words:
+            per_side = CLOZE_WORDS_PER_SIDE * ecfg.tasks.cloze.window_words * TOKENS_PER_WORD[kind]
+            lengths.update({"tsc-topic": per_side, "tsc-in-document": per_side})
         return sum(task_pairs.get(t, 2000) * min(lengths.get(t, 100), window) for t in tasks)
+
+    rendered_encodings: set = set()  # items are rendered once per encoding, for every seed and view sharing it
 
     for spec in specs:
         for seed in seeds:
@@ -196,7 +206,10 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
                                                    for c in checkpoints_of(folder, ecfg.score.checkpoints))
             n_ckpt = stage.train.milestones if sc.checkpoints == "all" else 1
             grid = 3 if spec.family == "speech" else 1
-            render_s = pairs * grid / ITEM_PAIRS_PER_S if spec.frame_level else pairs / 2000
+            encoding = f"speech/{tokenizer}" if spec.family == "speech" else spec.name
+            render_s = 0.0 if encoding in rendered_encodings else \
+                pairs * grid / ITEM_PAIRS_PER_S if spec.frame_level else pairs / 2000
+            rendered_encodings.add(encoding)
             window = stage.model.max_seq_len
             # the last milestone: every task × the grid; the others: the grid too, or milestone_tasks on one rendering
             last = grid * tokens_read(ecfg.tasks.names, spec.frame_level, window)
