@@ -60,6 +60,41 @@ def cmd_corpus_stats(args) -> int:
     return 0
 
 
+def cmd_corpus_align(args) -> int:
+    """Align a recordings source with pocketsphinx (TextGrids), or measure the aligner on synthetic renderings."""
+    from pathlib import Path
+
+    from modevo.cache import cache_root
+    from modevo.corpus import aligner
+
+    cfg = _corpus_config(args)
+    if args.measure:
+        from modevo.corpus.build import build
+        from modevo.corpus.stats import format_aligner
+
+        build(cfg, progress=not args.no_progress)
+        names = [n.strip() for n in args.measure.split(",") if n.strip()]
+        result = aligner.measure(cfg, names, args.max_utterances, progress=not args.no_progress)
+        print("\n".join(format_aligner(result)))
+        if args.results:
+            import datetime
+            import platform
+            import shlex
+
+            how = (f"Measured {datetime.date.today().isoformat()} on {platform.machine()} ({os.cpu_count()} cores), "
+                   f"corpus '{result['corpus']}', the first {result['utterances']} utterances (test split first) "
+                   f"of each rendering, with `modevo {' '.join(shlex.quote(a) for a in sys.argv[1:])}`.")
+            for f in aligner.write_results(result, Path(args.results), how):
+                print(f"wrote {f}")
+        return 0
+    out = Path(args.out) if args.out else cache_root(cfg.cache_dir) / "alignments" / f"{cfg.name}-{aligner.NAME}"
+    counts = aligner.align_corpus_source(cfg, out, progress=not args.no_progress)
+    print(f"pocketsphinx: {counts.get('aligned', 0)} utterances aligned, {counts.get('failed', 0)} failed"
+          + "".join(f", {k} {v}" for k, v in sorted(counts.items()) if k.startswith("skipped")))
+    print(f"TextGrids in {out}; build the corpus with: source.recordings.alignments=[{out}]")
+    return 0
+
+
 def cmd_corpus_evict_audio(args) -> int:
     from modevo.corpus.stats import collect, rendering_dirs
     from modevo.corpus.render import evict_audio
@@ -186,6 +221,7 @@ def cmd_compare(args) -> int:
 
 def cmd_report(args) -> int:
     from modevo.report.report import print_rows, report
+    from modevo.report.tables import TASK_ORDER
 
     views = args.views.split(",") if args.views else None
     out = report(args.scale, args.out, args.runs_dir, args.tracking_uri, factor=args.factor, views=views)
@@ -194,7 +230,7 @@ def cmd_report(args) -> int:
         print_rows(rows, f"Table 3 ({args.scale})" + (f", factor {args.factor}" if args.factor else ""), out["notes"][:2])
     if not args.factor:
         print_rows(out["table4"], f"Table 4 ({args.scale})", out["notes"],
-                   ["condition", "seeds", "tokens_seen", "epochs", "swuggy", "sblimp", "tsc-topic", "tsc-in-document"])
+                   ["condition", "seeds", "tokens_seen", "epochs", *TASK_ORDER])
     print(f"wrote {len(out['files'])} files to {out['files'][0].parent}")
     return 0
 
@@ -230,6 +266,7 @@ def cmd_factor(args) -> int:
     from modevo.pipeline import format_plan, run_steps
     from modevo.views.registry import factor_views
     from modevo.report.report import default_out, print_rows, report
+    from modevo.report.tables import TASK_ORDER
 
     steps = _plan_args(args)
     if args.factor == "all" and args.items and args.items[0] != "all":
@@ -245,7 +282,7 @@ def cmd_factor(args) -> int:
         print_rows(out["units"], f"Unit quality ({args.scale})", [])
     if factor is None:
         print_rows(out["table4"], f"Table 4 ({args.scale})", out["notes"],
-                   ["condition", "seeds", "tokens_seen", "epochs", "swuggy", "sblimp", "tsc-topic", "tsc-in-document"])
+                   ["condition", "seeds", "tokens_seen", "epochs", *TASK_ORDER])
     print(f"wrote {len(out['files'])} files to {out['files'][0].parent}")
     return 0
 
@@ -311,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(s)
     s.add_argument("--json", action="store_true", help="print the stats as JSON")
     s.set_defaults(func=cmd_corpus_stats)
+    a = corpus_cmds.add_parser("align", help="forced-align a recordings source with pocketsphinx (TextGrids), "
+                               "or --measure its phone boundary error on synthetic renderings")
+    _add_config_args(a, progress=True)
+    a.add_argument("--out", default=None, help="folder for the TextGrids (default: <cache>/alignments/<name>-pocketsphinx)")
+    a.add_argument("--measure", default=None, metavar="A,B",
+                   help="measure instead: align these synthetic renderings (e.g. fixed,varied) against their exact durations")
+    a.add_argument("--max-utterances", type=int, default=200, help="--measure: utterances per rendering")
+    a.add_argument("--results", default=None, help="--measure: also write aligner_error.md/.csv to this folder")
+    a.set_defaults(func=cmd_corpus_align)
     e = corpus_cmds.add_parser("evict-audio", help="delete cached rendering audio (re-rendered on demand)")
     _add_config_args(e)
     e.set_defaults(func=cmd_corpus_evict_audio)
@@ -419,7 +465,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 # commands that keep every core busy for minutes: a second one at the same time gets a one-line warning
-HEAVY = {cmd_corpus_build, cmd_units_build, cmd_views_build, cmd_train, cmd_eval, cmd_factor}
+HEAVY = {cmd_corpus_build, cmd_corpus_align, cmd_units_build, cmd_views_build, cmd_train, cmd_eval, cmd_factor}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

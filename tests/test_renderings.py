@@ -121,7 +121,7 @@ def test_unknown_rendering_is_one_line(novels, cache, capsys):
     argv = [f"source.paths=[{novels}]", "source.max_sentences_per_document=8", "num_proc=1"]
     assert main(["corpus", "build", "--no-progress", "--renderings", "fixd", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["modevo: error: no rendering named 'fixd' (declared: fixed, varied, speaker, rate, pitch, range, heldout)"]
+    assert err == ["modevo: error: no rendering named 'fixd' (declared: fixed, varied, speaker, rate, pitch, range, heldout, real)"]
 
 
 @needs_espeak

@@ -43,12 +43,18 @@ def output_config(cfg: CorpusConfig) -> dict:
     d = to_dict(cfg)
     for key in TEXT_KEY_EXCLUDES:
         d.pop(key, None)
+    if d["source"].get("recordings") is None:  # text sources keep the key they had before recordings existed
+        d["source"].pop("recordings", None)
     return d
 
 
 def plan(cfg: CorpusConfig) -> tuple[list[list[DocRef]], dict, CorpusPaths]:
     """Work units (one list of documents per shard), the cache key inputs and where the corpus lives."""
-    if cfg.source.dataset:
+    if cfg.source.recordings is not None:
+        from modevo.corpus.speech_sources import plan_units
+
+        units, prints = plan_units(cfg.source.recordings)
+    elif cfg.source.dataset:
         units, prints = list_dataset_documents(cfg.source)
     else:
         docs, prints = list_file_documents(cfg.source)
@@ -129,7 +135,7 @@ COLUMNS = ("id", "doc_id", "sentence_index", "chunk", "split", "written", "text"
            "phone_route", "heading")
 
 
-def _shard_stats(rows: list[dict], skips: Counter, docs: list[DocRef]) -> dict:
+def _shard_stats(rows: list[dict], skips: Counter, docs: list) -> dict:
     per_split = {s: {"documents": set(), "chunks": set(), "sentences": 0, "words": 0, "phones": 0} for s in SPLITS}
     g2p_words = 0
     for r in rows:
@@ -141,7 +147,7 @@ def _shard_stats(rows: list[dict], skips: Counter, docs: list[DocRef]) -> dict:
         st["phones"] += sum(len(p) for p in r["phones"])
         g2p_words += sum(route == ROUTE_G2P for route in r["phone_route"])
     return {
-        "documents": [d.doc_id for d in docs],
+        "documents": sorted({r["doc_id"] for r in rows}) if docs is None else [d.doc_id for d in docs],
         "splits": {s: {k: (len(v) if isinstance(v, set) else v) for k, v in st.items()} for s, st in per_split.items()},
         "g2p_words": g2p_words,
         "skips": dict(sorted(skips.items())),
@@ -154,16 +160,26 @@ def _write_shard(args: tuple[int, list[DocRef], CorpusConfig, str]) -> dict:
 
     datasets.disable_progress_bars()
     rows, skips = [], Counter()
-    for doc in docs:
-        r, s = process_document(doc, cfg)
-        rows.extend(r)
-        skips.update(s)
-    meta = _shard_stats(rows, skips, docs)
+    columns, features = COLUMNS, _features()
+    if cfg.source.recordings is not None:  # one work unit of recorded utterances (speech_sources)
+        from modevo.corpus.speech_sources import SPEECH_COLUMNS, process_unit, speech_features, unit_stats
+
+        res = process_unit(docs, cfg)
+        rows, skips = res.rows, res.skips
+        meta = _shard_stats(rows, skips, None) | {"speech": unit_stats(res)}
+        columns = COLUMNS + SPEECH_COLUMNS
+        features = datasets.Features({**features, **speech_features()})
+    else:
+        for doc in docs:
+            r, s = process_document(doc, cfg)
+            rows.extend(r)
+            skips.update(s)
+        meta = _shard_stats(rows, skips, docs)
     meta["index"] = index
-    meta["content_hash"] = stable_hash([[r[c] for c in COLUMNS] for r in rows], length=64)
+    meta["content_hash"] = stable_hash([[r[c] for c in columns] for r in rows], length=64)
     with atomic_dir(Path(shard_root) / f"{index:05d}") as tmp:
-        table = {c: [r[c] for r in rows] for c in COLUMNS}
-        save_shard(tmp / "data", table, _features())
+        table = {c: [r[c] for r in rows] for c in columns}
+        save_shard(tmp / "data", table, features)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     return meta
 
@@ -239,9 +255,14 @@ def aggregate(metas: list[dict]) -> dict:
         skips.update(m["skips"])
         g2p += m["g2p_words"]
     words = sum(splits[s]["words"] for s in SPLITS)
-    return {"splits": splits, "skips": dict(sorted(skips.items())), "g2p_words": g2p,
-            "g2p_share": g2p / words if words else 0.0,
-            "documents_total": sum(len(m["documents"]) for m in metas)}
+    out = {"splits": splits, "skips": dict(sorted(skips.items())), "g2p_words": g2p,
+           "g2p_share": g2p / words if words else 0.0,
+           "documents_total": sum(len(m["documents"]) for m in metas)}
+    if any("speech" in m for m in metas):
+        from modevo.corpus.speech_sources import aggregate_speech
+
+        out["speech"] = aggregate_speech([m["speech"] for m in metas if "speech" in m])
+    return out
 
 
 def load_manifest(cfg: CorpusConfig) -> tuple[dict, CorpusPaths]:

@@ -3,9 +3,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from modevo.config import require
 from modevo.corpus.render_config import SpeechConfig
+
+
+@dataclass
+class RecordingsConfig:
+    """Real read speech as the corpus source: one row per utterance (its transcript), with its audio and,
+    when given, a forced alignment (modevo.corpus.speech_sources, modevo.corpus.alignments)."""
+
+    # librispeech: corpus roots laid out <root>/<speaker>/<chapter>/<utt>.flac + <speaker>-<chapter>.trans.txt
+    # lhotse: CutSet manifests (.jsonl / .jsonl.gz; LibriHeavy ships these), or one RecordingSet and one
+    # SupervisionSet manifest (recordings first), read lazily
+    format: Literal["librispeech", "lhotse"] = "librispeech"
+    paths: list[str] = field(default_factory=list)
+    # Forced alignments: folders or files of MFA TextGrids (<utt>.TextGrid, words + phones tiers) and/or
+    # Kaldi phone CTM files (utt channel start dur phone). Empty: lhotse supervisions' own alignments when
+    # present, else none (text and phone views work; frame views refuse).
+    alignments: list[str] = field(default_factory=list)
+    # The document (the unit held-out chunks are drawn from): librispeech: the chapter; lhotse: "recording"
+    # (its recording id), "speaker", or the name of a custom field of the supervision or cut ("book")
+    document: str = "recording"
+    # An utterance whose alignment and audio lengths differ by more than this is a counted skip
+    length_tolerance_ms: float = 100.0
+    max_utterances: int | None = None  # the first N utterances in source order (tests, pilots)
+    utterances_per_shard: int = 500  # lhotse: whole documents, about this many utterances per shard
+
+    def __post_init__(self):
+        require(len(self.paths) > 0, "source.recordings.paths must name at least one corpus root or manifest")
+        require(self.length_tolerance_ms >= 0, "length_tolerance_ms must be >= 0")
+        require(self.max_utterances is None or self.max_utterances > 0, "max_utterances must be positive")
+        require(self.utterances_per_shard > 0, "utterances_per_shard must be positive")
+        require(bool(self.document.strip()), "document must name a field")
 
 
 @dataclass
@@ -22,6 +53,9 @@ class SourceConfig:
     # Keep at most N sentences of each document, starting at `start_sentence` (skips title pages).
     start_sentence: int = 0
     max_sentences_per_document: int | None = None
+    # Or real speech (audio + transcripts, optionally aligned): one utterance per row; `paths`, `dataset`
+    # and the sentence limits above are then ignored.
+    recordings: RecordingsConfig | None = None
 
     def __post_init__(self):
         require(self.docs_per_shard > 0, "docs_per_shard must be positive")

@@ -32,6 +32,7 @@ from modevo.shards import ShardedDir, load_shard, load_shards, save_shard
 log = logging.getLogger("modevo.corpus")
 
 STAGE_VERSION = "corpus-render-1"
+RECORDED_STAGE_VERSION = "corpus-recorded-1"  # the recorded rendering (a real speech corpus's own audio)
 # Where MBROLA is absent each MBROLA voice is replaced by a fixed espeak-ng voice of a similar kind.
 FALLBACK_VOICES = {"us1": "espeak-en-us+f3", "us2": "espeak-en-us+m3", "us3": "espeak-en-us+m7",
                    "en1": "espeak-en-gb-x-rp+m3"}
@@ -61,7 +62,16 @@ def resolve_voices(rcfg: RenderingConfig, allow_fallback: bool) -> tuple[list[st
     return [FALLBACK_VOICES.get(v, v) for v in rcfg.voices], True
 
 
+def is_recorded(cfg: CorpusConfig, name: str) -> bool:
+    """Whether a rendering is the corpus source's own recordings (speech.recorded) rather than synthesised."""
+    return name == cfg.speech.recorded
+
+
 def rendering_paths(cfg: CorpusConfig, corpus: CorpusPaths, manifest: dict, name: str) -> tuple[RenderingPaths, dict]:
+    if is_recorded(cfg, name):  # its knobs only voice the task items: the recordings and alignment key it
+        key_inputs = {"stage": RECORDED_STAGE_VERSION, "corpus": manifest["content_hash"], "name": name}
+        info = {"voices": [], "fallback": False, "recorded": True, "key_inputs": key_inputs}
+        return RenderingPaths(name, corpus.root / "renderings" / f"{name}-{stable_hash(key_inputs)}"), info
     rcfg = cfg.speech.renderings[name]
     voices, fallback = resolve_voices(rcfg, cfg.speech.allow_fallback)
     key_inputs = {"stage": STAGE_VERSION, "corpus": manifest["content_hash"], "name": name,
@@ -90,8 +100,7 @@ def render_utterance(row: dict, params: synth.RenderParams) -> tuple[dict, np.nd
     n_per_word = [len(p) for p in row["phones"]]
     # times are stored as float32: frames come from the stored values so readers recompute them exactly
     starts = _phone_starts(out, n_per_word).astype(np.float32).astype(np.float64)
-    durations = out.durations_ms.astype(np.float32).astype(np.float64)
-    frames = synth.frame_index(starts + durations) - synth.frame_index(starts)
+    frames = phone_frames(starts, out.durations_ms)
     record = {"id": row["id"], "voice": params.voice, "rate_wpm": params.rate_wpm, "pitch": params.pitch,
               "pitch_range": float(params.pitch_range), "backend": out.backend,
               "durations_ms": out.durations_ms.astype(np.float32).tolist(),
@@ -100,6 +109,14 @@ def render_utterance(row: dict, params: synth.RenderParams) -> tuple[dict, np.nd
               "leading_ms": float(out.leading_ms), "trailing_ms": float(out.trailing_ms),
               "n_samples": int(len(out.audio)), "mismatches": int(out.mismatches)}
     return record, out.audio
+
+
+def phone_frames(start_ms, durations_ms) -> np.ndarray:
+    """Frames per phone from its stored (float32) start and duration, on the shared frame rule: a synthetic
+    and a recorded rendering get their frames the same way, so readers recompute them exactly."""
+    starts = np.asarray(start_ms, dtype=np.float32).astype(np.float64)
+    durations = np.asarray(durations_ms, dtype=np.float32).astype(np.float64)
+    return synth.frame_index(starts + durations) - synth.frame_index(starts)
 
 
 def _phone_starts(out: "synth.Rendering", n_per_word: list[int]) -> np.ndarray:
@@ -175,6 +192,8 @@ def build_rendering(cfg: CorpusConfig, name: str, progress: bool = True) -> Rend
     paths, info = rendering_paths(cfg, corpus, manifest, name)
     if paths.manifest.exists():
         return paths
+    if info.get("recorded"):
+        return _build_recorded(cfg, name, manifest, corpus, paths, progress)
     if info["fallback"]:
         log.warning("rendering %s: MBROLA voices absent, using espeak-ng voices %s (runs are tagged "
                     "synth_fallback=espeak)", name, ", ".join(info["voices"]))
@@ -248,7 +267,10 @@ def iter_shard_audio(cfg: CorpusConfig, paths: RenderingPaths, index: int):
     rows = load_shard(paths.shards / f"{index:05d}" / "data")
     flac = paths.audio / f"{index:05d}.flac"
     if not flac.exists():
-        _regenerate(cfg, paths, index, rows)
+        if json.loads(paths.manifest.read_text()).get("backend") == RECORDED_BACKEND:
+            _regenerate_recorded(cfg, paths, index)
+        else:
+            _regenerate(cfg, paths, index, rows)
     with sf.SoundFile(str(flac)) as f:
         for utt_id, n in zip(rows["id"], rows["n_samples"]):
             yield utt_id, f.read(n, dtype="int16")
@@ -285,3 +307,117 @@ def evict_audio(paths: RenderingPaths) -> int:
         freed += f.stat().st_size
         f.unlink()
     return freed
+
+
+# -- the recorded rendering: a real speech corpus's own audio and alignment -------------------------------------
+RECORDED_BACKEND = "recorded"
+
+
+def _recorded_problem(cfg: CorpusConfig, name: str, manifest: dict) -> str | None:
+    from modevo.corpus.speech_sources import ALIGNMENT_OPTIONS
+
+    speech = manifest["stats"].get("speech")
+    if speech is None:
+        return (f"rendering '{name}' is the recordings of a real speech corpus, and corpus '{cfg.name}' is text: "
+                "set source.recordings (LibriSpeech folders or lhotse manifests), or use a synthetic rendering")
+    if speech["aligned_utterances"] < speech["utterances"]:
+        return (f"corpus '{cfg.name}' has no alignment ({speech['aligned_utterances']} of {speech['utterances']} "
+                f"utterances aligned), so frame views of '{name}' cannot be built: give {ALIGNMENT_OPTIONS}")
+    return None
+
+
+def _recorded_shard(rows, out_root: Path, index: int, keep_audio: bool, check: bool = True):
+    """(records, audio chunks) of one corpus shard's recorded utterances, read again from the source."""
+    from modevo.corpus.speech_sources import read_utterance_audio
+
+    records, chunks = [], []
+    for r in rows:
+        audio, _ = read_utterance_audio(json.loads(r["audio_ref"]))
+        if check and len(audio) != r["n_samples"]:
+            raise InputError(f"recording of {r['id']} now has {len(audio)} samples, the corpus says {r['n_samples']}: "
+                             "the source audio changed since the corpus was built; rebuild the corpus")
+        frames = phone_frames(r["start_ms"], r["durations_ms"])
+        records.append({"id": r["id"], "voice": r["speaker"], "rate_wpm": 0, "pitch": 0, "pitch_range": 1.0,
+                        "backend": RECORDED_BACKEND, "durations_ms": r["durations_ms"], "start_ms": r["start_ms"],
+                        "frames": frames.tolist(), "word_pause_ms": r["word_pause_ms"],
+                        "leading_ms": r["leading_ms"], "trailing_ms": r["trailing_ms"], "n_samples": len(audio),
+                        "mismatches": r["lexicon_mismatches"]})
+        chunks.append(audio)
+    return records, chunks
+
+
+def _write_recorded_shard(args) -> dict:
+    import datasets
+    import soundfile as sf
+
+    datasets.disable_progress_bars()
+    index, corpus_shard, out_root, keep_audio = args
+    rows = load_shard(Path(corpus_shard) / "data")
+    out_root = Path(out_root)
+    records, chunks = _recorded_shard(rows, out_root, index, keep_audio)
+    audio_path = out_root / "audio" / f"{index:05d}.flac"
+    with atomic_dir(out_root / "shards" / f"{index:05d}") as tmp:
+        if keep_audio and records:
+            sf.write(str(tmp / "audio.flac"), np.concatenate(chunks), synth.SAMPLE_RATE, "PCM_16", format="FLAC")
+        save_shard(tmp / "data", {k: [r[k] for r in records] for k in _features()}, _features())
+        meta = {"index": index, "utterances": len(records), "seconds": sum(len(c) for c in chunks) / synth.SAMPLE_RATE,
+                "words": sum(len(r["words"]) for r in rows), "phones": sum(len(r["durations_ms"]) for r in records),
+                "mismatches": sum(r["mismatches"] for r in records), "voices": dict(Counter(r["voice"] for r in records)),
+                "backends": {RECORDED_BACKEND: len(records)} if records else {},
+                "content_hash": stable_hash([[r[k] for k in ("id", "voice", "durations_ms", "n_samples")] for r in records], 64)}
+        (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
+        if keep_audio and records:
+            audio_path.parent.mkdir(parents=True, exist_ok=True)
+            (tmp / "audio.flac").replace(audio_path)
+    return meta
+
+
+def _build_recorded(cfg: CorpusConfig, name: str, manifest: dict, corpus: CorpusPaths, paths: RenderingPaths,
+                    progress: bool) -> RenderingPaths:
+    from tqdm.auto import tqdm
+
+    problem = _recorded_problem(cfg, name, manifest)
+    if problem:
+        raise InputError(problem)
+    paths.shards.mkdir(parents=True, exist_ok=True)
+    clean_stale_tmp(paths.shards)
+    clean_stale_tmp(paths.audio)
+    n = manifest["shards"]
+    todo = [(i, str(corpus.shards / f"{i:05d}"), str(paths.root), cfg.speech.keep_audio) for i in range(n)
+            if not (paths.shards / f"{i:05d}").exists()]
+    bar = tqdm(total=n, initial=n - len(todo), desc=f"recorded {name}", unit="shard", disable=not progress)
+    if cfg.num_proc > 1 and len(todo) > 1:
+        with mp.get_context("fork").Pool(min(cfg.num_proc, len(todo))) as pool:
+            for _ in pool.imap_unordered(_write_recorded_shard, todo):
+                bar.update(1)
+    else:
+        for args in todo:
+            _write_recorded_shard(args)
+            bar.update(1)
+    bar.close()
+    metas = [json.loads((paths.shards / f"{i:05d}" / "meta.json").read_text()) for i in range(n)]
+    stats = aggregate(metas, paths)
+    speech = manifest["stats"]["speech"]
+    atomic_write_json(paths.manifest, {
+        "name": name, "key": paths.root.name, "stage_version": RECORDED_STAGE_VERSION,
+        "corpus": manifest["content_hash"], "config": {"recorded": True},
+        "voices": sorted(stats["voices"]), "fallback": False, "backend": RECORDED_BACKEND,
+        "alignment_sources": speech["alignment_sources"], "tolerance_ms": {},
+        "shards": n, "seed": None, "content_hash": stable_hash([m["content_hash"] for m in metas], 64), "stats": stats})
+    return paths
+
+
+def _regenerate_recorded(cfg: CorpusConfig, paths: RenderingPaths, index: int) -> None:
+    """An evicted recorded FLAC is read again from the source recordings (never synthesised)."""
+    import io
+
+    import soundfile as sf
+
+    from modevo.cache import atomic_write_bytes
+
+    _, corpus = load_manifest(cfg)
+    rows = load_shard(corpus.shards / f"{index:05d}" / "data")
+    _, chunks = _recorded_shard(rows, paths.root, index, True)
+    buf = io.BytesIO()
+    sf.write(buf, np.concatenate(chunks) if chunks else np.zeros(0, np.int16), synth.SAMPLE_RATE, "PCM_16", format="FLAC")
+    atomic_write_bytes(paths.audio / f"{index:05d}.flac", buf.getvalue())

@@ -46,6 +46,11 @@ def default_renderings() -> dict[str, RenderingConfig]:
         "pitch": RenderingConfig(**{**fixed, "pitch": (30, 70)}, enabled=False),
         "range": RenderingConfig(**{**fixed, "pitch_range": (0.5, 1.6)}, enabled=False),
         "heldout": RenderingConfig(voices=["us3"], role="eval", enabled=False),
+        # the corpus source's own recordings (speech.recorded): audio and durations come from the recordings
+        # and their alignment, never from these knobs; task items, which have no recordings, are synthesised
+        # with them (varied's: many voices, as the paper's items were TTS)
+        "real": RenderingConfig(voices=speakers, rate_wpm=(120, 210), pitch=(30, 70), pitch_range=(0.5, 1.6),
+                                enabled=False),
     }
 
 
@@ -53,6 +58,9 @@ def default_renderings() -> dict[str, RenderingConfig]:
 class SpeechConfig:
     renderings: dict[str, RenderingConfig] = field(default_factory=default_renderings)
     held_out_voice: str = "us3"
+    # The rendering that is the corpus source's own recordings (a real speech source, with an alignment),
+    # not synthesised: `phone-repeat@real` and `speech@real/<tokenizer>` are the paper's own conditions.
+    recorded: str = "real"
     seed: int = 0
     keep_audio: bool = True  # keep rendered audio as FLAC (evictable; regenerated on demand when missing)
     # Where MBROLA is absent, render with espeak-ng's own voices instead of failing; runs are tagged.

@@ -10,6 +10,8 @@ is a pair of views that must differ in exactly one thing. View names:
     phone-repeat@R      each phone repeated for its 50 Hz frames in rendering R (Phone-Repeat, R=varied);
                         R=mean: each phone type's mean frames (pure length, no duration variability)
     speech@R/T          units of rendering R from speech tokenizer T            (Speech; R=varied)
+    R=real              a real speech corpus's own recordings and forced alignment (speech.recorded): the
+                        paper's own Phone-Repeat and Speech conditions, with no view code of their own
     speech-fixed, speech-varied   aliases of speech@fixed/<default tokenizer> and speech@varied/<...>
 """
 
@@ -63,7 +65,7 @@ FACTOR_QUESTION = {
 
 def _suggest(name: str) -> str:
     known = list(FAMILIES) + ["phone-repeat@fixed", "phone-repeat@varied", "phone-repeat@mean", "speech-fixed",
-                              "speech-varied", "speech@varied/mel-kmeans"]
+                              "speech-varied", "speech@varied/mel-kmeans", "phone-repeat@real", "speech@real/mel-kmeans"]
     match = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     return f"; did you mean '{match[0]}'?" if match else f" (known: {', '.join(FAMILIES)}, speech-fixed, speech-varied)"
 
