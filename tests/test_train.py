@@ -157,3 +157,27 @@ def test_compiled_training_matches_eager_and_saves_plain_weights(novels, cache, 
     assert not any(k.startswith("_orig_mod") for k in payload["state_dict"])
     keys = {f: Path(infos[f]["run_dir"]).name for f in infos}  # <budget>-seed<seed>-<key>
     assert keys["true"] != keys["false"]  # compile is part of the recipe, so of the run key
+
+
+def test_a_busy_sqlite_store_is_waited_for_and_other_errors_are_not():
+    import sqlite3
+
+    from modevo.train.run import transient_store_error, with_store_retries
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "ok"
+
+    assert with_store_retries(flaky, "testing", first_wait_s=0.001) == "ok" and len(calls) == 3
+    assert not transient_store_error(ValueError("database is locked"))  # not the store's error type
+    assert not transient_store_error(sqlite3.OperationalError("no such table: runs"))  # a real fault
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        with_store_retries(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("no such table: runs")), "x",
+                           first_wait_s=0.001)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # still busy after every attempt: raised
+        with_store_retries(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("database is locked")), "x",
+                           attempts=2, first_wait_s=0.001)

@@ -142,12 +142,51 @@ def quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+def transient_store_error(e: BaseException) -> bool:
+    """A sqlite store that is busy for a moment (another writer, a journal being rolled back after a killed
+    process): worth waiting for, unlike every other error."""
+    text = f"{type(e).__name__}: {e}"
+    return "OperationalError" in text and any(k in text for k in ("locked", "busy", "disk I/O"))
+
+
+def with_store_retries(fn, what: str, attempts: int = 6, first_wait_s: float = 0.5):
+    """fn() again after a transient store error, waiting 0.5, 1, 2, ... s (~30 s in all); anything else,
+    and the last failure, is raised as it came."""
+    import time
+
+    for k in range(attempts):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 (sqlalchemy and mlflow wrap sqlite's error in their own types)
+            if k == attempts - 1 or not transient_store_error(e):
+                raise
+            log.info("the MLflow store is busy (%s); %s again in %.1f s", str(e).splitlines()[0][:120], what,
+                     first_wait_s * 2 ** k)
+            time.sleep(first_wait_s * 2 ** k)
+
+
+def _store_logger_class():
+    """Lightning's MLFlowLogger whose writes wait out a busy sqlite store instead of failing the run."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    class StoreLogger(MLFlowLogger):
+        def log_metrics(self, metrics, step=None):
+            with_store_retries(lambda: MLFlowLogger.log_metrics(self, metrics, step), "logging metrics")
+
+        def log_hyperparams(self, params):
+            with_store_retries(lambda: MLFlowLogger.log_hyperparams(self, params), "logging parameters")
+
+        def finalize(self, status: str = "success"):
+            with_store_retries(lambda: MLFlowLogger.finalize(self, status), "closing the run")
+
+    return StoreLogger
+
+
 def train(stage: TrainStageConfig, progress: bool = True) -> dict:
     """Train (or resume, or report) one run; returns run.json's content."""
     quiet_libraries()
     import lightning as L
     import torch
-    from lightning.pytorch.loggers import MLFlowLogger
 
     from modevo.train.data import ViewDataModule, steps_for
     from modevo.train.module import LanguageModel
@@ -195,12 +234,14 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
     # with the default sqlite store, artifacts would otherwise land in ./mlruns of whatever the cwd is
     artifacts = None if r.tracking_uri else str((Path(r.runs_dir) / "artifacts").resolve())
     with store_lock(tracking_uri(stage)):  # creating the store, the experiment or a run races another trainer
-        logger = MLFlowLogger(experiment_name=r.experiment, run_name=f"{spec.name} {r.budget} s{r.seed}",
-                              tracking_uri=tracking_uri(stage), tags=tags, run_id=info.get("mlflow_run_id"),
-                              artifact_location=artifacts)
+        logger = _store_logger_class()(experiment_name=r.experiment, run_name=f"{spec.name} {r.budget} s{r.seed}",
+                                       tracking_uri=tracking_uri(stage), tags=tags, run_id=info.get("mlflow_run_id"),
+                                       artifact_location=artifacts)
+        with_store_retries(lambda: logger.run_id, "opening the run")  # creates or finds the experiment and run
         if not info.get("mlflow_run_id"):
             logger.log_hyperparams(_flat(to_dict(stage)))
-            logger.experiment.log_artifact(logger.run_id, str(run_dir / "config.yaml"))
+            with_store_retries(lambda: logger.experiment.log_artifact(logger.run_id, str(run_dir / "config.yaml")),
+                               "storing the config")
     info.update(mlflow_run_id=logger.run_id, status="running", run_dir=str(run_dir), view=spec.name,
                 tracking_uri=tracking_uri(stage), total_steps=total)
     write_json(info_path, info)
