@@ -171,12 +171,33 @@ def cmd_train(args) -> int:
         overrides.append(f"train.view={args.view}")
     stage = load(TrainStageConfig, args.config, overrides)
     info = train(stage, progress=not args.no_progress)
+    if info.get("status") == "rank":  # another rank of a several-process run: rank zero reports
+        return 0
     res = info["results"]
     loss = res["final_valid_loss"]
     print(f"run {info['view']}: {res['tokens_seen']} tokens ({res['epochs']:.2f} epochs), final valid loss "
           f"{loss:.4f}, {res['params_total']:,} parameters ({res['params_non_embedding']:,} non-embedding)")
     print(f"  MLflow run {info['mlflow_run_id']} at {info['tracking_uri']}; folder {info['run_dir']}")
     return 0
+
+
+def cmd_train_dry_run(args) -> int:
+    """`modevo train --dry-run`: the plan from the config alone (not a heavy job: no lock, no threads)."""
+    from modevo.config import load
+    from modevo.train.config import TrainStageConfig
+    from modevo.train.run import format_plan, plan
+
+    overrides = list(args.overrides) + ([f"train.view={args.view}"] if args.view else [])
+    stage = load(TrainStageConfig, args.config, overrides)
+    print(format_plan(plan(stage, vocab=args.vocab, mfu=args.mfu, peak_tflops=args.peak_tflops)))
+    return 0
+
+
+class _DryRun(argparse.Action):
+    """--dry-run: the train parser's command becomes cmd_train_dry_run."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.dry_run, namespace.func = True, cmd_train_dry_run
 
 
 def cmd_eval(args) -> int:
@@ -190,6 +211,10 @@ def cmd_eval(args) -> int:
         overrides.append(f"tasks.names=[{args.tasks}]")
     if args.checkpoints:
         overrides.append(f"score.checkpoints={args.checkpoints}")
+    if args.nproc:
+        overrides.append(f"score.world_size={args.nproc}")
+    if args.device:
+        overrides.append(f"score.device={args.device}")
     cfg = load(EvalConfig, args.config, overrides)
     if not args.run and not args.all:
         raise InputError("name what to score: --run <run folder | checkpoint | MLflow run id> or --all [--scale S]")
@@ -379,12 +404,21 @@ def build_parser() -> argparse.ArgumentParser:
     tr = stages.add_parser("train", help="train one view × model × budget × seed (resumes; tracked in MLflow)")
     _add_config_args(tr, progress=True)
     tr.add_argument("--view", default=None, help="shorthand for train.view=VIEW")
+    tr.add_argument("--dry-run", action=_DryRun, nargs=0, default=False,
+                    help="print the plan (parameters, tokens per step, memory per GPU, GPU-hours per condition) "
+                         "from the config alone: the model on the meta device, no corpus, view or device")
+    tr.add_argument("--vocab", type=int, default=None,
+                    help="with --dry-run: the view's vocabulary size (default: what the config implies)")
+    tr.add_argument("--mfu", type=float, default=0.4, help="with --dry-run: model FLOPs utilisation (default 0.4)")
+    tr.add_argument("--peak-tflops", type=float, default=989.0,
+                    help="with --dry-run: a GPU's dense bf16 TFLOP/s (default 989, H100 SXM; A100: 312)")
     tr.set_defaults(func=cmd_train)
 
     ev = stages.add_parser("eval", help="score runs on the tasks: pair accuracy per layer, baselines, CIs (MLflow)")
     _add_config_args(ev, progress=True)
-    ev.add_argument("--run", action="append", metavar="REF",
-                    help="a run folder, a checkpoint (.pt) or an MLflow run id; repeatable")
+    ev.add_argument("--run", "--run-ref", action="append", metavar="REF", dest="run",
+                    help="a run folder, a checkpoint (.pt) or an MLflow run id; repeatable (under torchrun write "
+                         "--run-ref: torchrun takes --run for its own --run-path)")
     ev.add_argument("--all", action="store_true", help="every finished run in the MLflow store (see --scale)")
     ev.add_argument("--scale", default=None, help="with --all: only runs tagged with this scale")
     ev.add_argument("--tasks", default=None, metavar="A,B", help="shorthand for tasks.names=[A,B]")
@@ -394,6 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
     ev.add_argument("--no-mlflow", action="store_true", help="write results to <run>/eval only")
     ev.add_argument("--force", action="store_true", help="score again checkpoints already scored under this config")
+    ev.add_argument("--nproc", type=int, default=None, metavar="N",
+                    help="shorthand for score.world_size=N: N processes split each task's items (same results); "
+                         "or launch with torchrun --nproc_per_node N -m modevo eval ...")
+    ev.add_argument("--device", default=None, help="shorthand for score.device= (cpu, cuda, cuda:N, auto)")
     ev.set_defaults(func=cmd_eval)
 
     cp = stages.add_parser("compare", help="paired difference of two scored runs (or seed groups) on common items")

@@ -37,8 +37,8 @@ def heavy_job(command: str) -> Iterator[bool]:
     except ImportError:  # not on POSIX: no advisory locks, no warning
         yield False
         return
-    if os.environ.get(PARENT_ENV):
-        yield False
+    if os.environ.get(PARENT_ENV) or os.environ.get("LOCAL_RANK", "0") not in ("", "0"):
+        yield False  # a step of `modevo factor`, or a rank other than the first of a torchrun/srun launch
         return
     path = lock_path()
     try:

@@ -39,6 +39,9 @@ def choose_threads(shared: bool = False) -> tuple[int, str]:
         if value.isdigit() and int(value) > 0:
             return int(value), f"{env}={value}"
     cores = usable_cores()
+    ranks = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    if ranks.isdigit() and int(ranks) > 1:  # torchrun/srun ranks on one machine share its cores
+        return max(1, cores // int(ranks)), f"{cores} usable cores shared by {ranks} local ranks"
     if shared:
         return max(1, cores // 2), f"half of {cores} usable cores: another modevo job runs here"
     return cores, f"{cores} usable cores"

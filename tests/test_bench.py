@@ -31,14 +31,19 @@ def _ratio(line):
     return float(re.search(r": ([0-9.]+)(x|%)", line).group(1))
 
 
-def test_gpu_train_runs_tiny_on_cpu():
-    out, last = bench("gpu_train", "--tiny", "--steps", "2")
-    assert "smoke shape" in out and _ratio(last) > 0
+def test_gpu_train_runs_tiny_on_cpu(bench_out):
+    out, last = bench("gpu_train", "--tiny", "--steps", "2", "--sentences", "20")
+    assert "smoke shape" in out and "memory-mapped" in out and "StepBatches" in out and _ratio(last) > 0
+    record = json.loads((bench_out / "gpu_train.jsonl").read_text().splitlines()[-1])
+    assert record["view"] == "text-bpe" and record["train_tokens"] > 0 and record["world"] == 1
 
 
-def test_train_throughput_smoke_shape():
-    out, last = bench("train_throughput", "--scale", "smoke", "--rounds", "1", "--steps", "1", "--no-hf-compiled")
-    assert "hf eager (reference)" in out and "parameters both" in out and _ratio(last) > 0
+def test_train_throughput_smoke_shape(bench_out):
+    out, last = bench("train_throughput", "--scale", "smoke", "--rounds", "1", "--steps", "1", "--eager-only")
+    assert "hf eager" in out and "modevo eager" in out and "parameters both" in out and _ratio(last) > 0
+    assert "eager vs eager" in last  # like with like: the headline never sets compiled against eager
+    record = json.loads((bench_out / "train_throughput.jsonl").read_text().splitlines()[-1])
+    assert record["ratio"] == record["ratio_eager"] and record["ratio_compiled"] is None
 
 
 def test_mfu_smoke_shape():
@@ -48,7 +53,7 @@ def test_mfu_smoke_shape():
 
 def test_eval_layerwise_few_items():
     out, last = bench("eval_layerwise", "--items", "6", "--rounds", "1")
-    assert "tsc 50 Hz frames" in out and _ratio(last) > 0
+    assert "tsc 50 Hz frames" in out and "lower bound" in last and _ratio(last) > 0
 
 
 def test_corpus_build_and_memory_tiny(bench_out):
@@ -58,6 +63,15 @@ def test_corpus_build_and_memory_tiny(bench_out):
     assert "2N / N" in out and _ratio(last) > 0
     records = [json.loads(line) for line in (bench_out / "memory.jsonl").read_text().splitlines()]
     assert records[-1]["n"]["sentences"] < records[-1]["2n"]["sentences"]
+
+
+def test_memory_views_tiny(bench_out):
+    out, last = bench("memory_views", "--documents", "1", "--sentences", "30", "--views", "phone,phone-repeat@varied",
+                      "--train-tokens", "1024")
+    assert "4N / N" in out and "stream B/token" in out and _ratio(last) > 0
+    record = json.loads((bench_out / "memory_views.jsonl").read_text().splitlines()[-1])
+    assert record["n"]["utterances"] < record["4n"]["utterances"]
+    assert record["4n"]["views"]["phone"]["dtype"] == "uint16"
 
 
 def test_coverage_runs_few_replications():

@@ -76,3 +76,10 @@ def test_a_second_job_is_told_and_takes_half_the_cores(other_job, monkeypatch):
     other_job.wait(timeout=30)
     with heavy_job("modevo eval --all") as shared:
         assert shared is False
+
+
+def test_ranks_after_the_first_of_a_launch_do_not_warn(other_job, caplog, monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert _warnings(caplog) == []
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert _warnings(caplog) != []

@@ -36,3 +36,12 @@ def test_thread_count_is_chosen_never_left_to_the_library(monkeypatch):
         assert set_threads()[0] == 1 and torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
     finally:
         torch.set_num_threads(before)
+
+
+def test_local_ranks_share_the_cores(monkeypatch):
+    from modevo.machine import choose_threads, usable_cores
+
+    for env in ("MODEVO_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert choose_threads()[0] == max(1, usable_cores() // 2)

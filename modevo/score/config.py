@@ -33,6 +33,13 @@ class ScoringConfig:
     # with checkpoints=all: the milestones before the last are scored on these tasks only, on the view's own
     # test rendering (the curve); the last gets every task and the whole grid. None: every milestone in full
     milestone_tasks: list[str] | None = None
+    # Where scoring runs (not part of any result: left out of the recorded eval config). device: the model
+    # on cpu, cuda, cuda:N or auto; fp32 on CUDA rounds differently from the CPU, so a CUDA device is named in
+    # the protocol. world_size > 1: that many processes (torch.distributed, gloo) each score a share of every
+    # task's items and rank 0 writes exactly what one process writes; under torchrun the ranks come from
+    # the environment (WORLD_SIZE, RANK) instead.
+    device: str = "cpu"
+    world_size: int = 1
 
     def __post_init__(self):
         require(self.tie_tolerance >= 0, "tie_tolerance must be >= 0")
@@ -40,6 +47,13 @@ class ScoringConfig:
         require(0 < self.level < 1, "level must be in (0, 1)")
         require(0 < self.tost_margin < 0.5, "tost_margin must be in (0, 0.5)")
         require(self.ngram_order >= 1, "ngram_order must be >= 1")
+        require(self.world_size >= 1, "world_size must be >= 1")
+        require(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
+                "device must be cpu, cuda, cuda:N or auto")
+
+
+# where-it-runs keys: not recorded in summary.json's eval_config, so results are reused across them
+RUNTIME_ONLY = ("device", "world_size")
 
 
 @dataclass

@@ -18,9 +18,9 @@ from modevo.cache import atomic_write_json, stable_hash
 from modevo.config import load, to_dict
 from modevo.errors import InputError
 from modevo.score import stats
-from modevo.score.config import EvalConfig, ScoringConfig
+from modevo.score.config import RUNTIME_ONLY, EvalConfig, ScoringConfig
 from modevo.score.logprob import LENS_ROWS, MIN_ROWS, PAD_MULTIPLE
-from modevo.score.pairs import PairScores, score_model, score_ngram, shorter_wins, word_overlap
+from modevo.score.pairs import PairScores, merge_pair_scores, score_model, score_ngram, shorter_wins, word_overlap
 from modevo.score.runs import milestones
 from modevo.tasks.registry import load_tasks
 from modevo.tasks.render import RELEASED, ItemRenderer, RenderedTask
@@ -48,6 +48,8 @@ def protocol(cfg: ScoringConfig) -> dict:
                f"{cfg.n_boot} resamples, level {cfg.level}, seed {cfg.seed}; the percentile interval expanded to "
                f"t(C-1 df) × the cluster-robust SE (Satterthwaite df across seeds); coverage: bench/RESULTS.md",
          "equivalence": f"TOST ±{cfg.tost_margin:g}", "ngram_order": cfg.ngram_order, "level": cfg.level}
+    if cfg.device != "cpu" and _device(cfg.device) != "cpu":  # fp32 on a GPU rounds otherwise: not mixed with CPU
+        p["device"] = "cuda (fp32 matmuls round differently from the CPU's)"
     p["hash"] = stable_hash({k: v for k, v in p.items()}, 12)
     return p
 
@@ -236,6 +238,150 @@ def plot_layers(summary: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def recorded_config(cfg: EvalConfig) -> dict:
+    """The eval config as summary.json records it: without where-it-runs keys (device, world_size), so one
+    process and several write the same file and reuse each other's results."""
+    d = json.loads(json.dumps(to_dict(cfg)))
+    for k in RUNTIME_ONLY:
+        d["score"].pop(k, None)
+    return d
+
+
+def _device(name: str) -> str:
+    from modevo.units.base import resolve_device
+
+    return resolve_device(name)
+
+
+class Ranks:
+    """This process's place among the scoring processes. world == 1: one process, no collectives.
+
+    Rank r scores pairs r, r + W, r + 2W, ... of each task's rendered pairs (strided: every rank gets long
+    and short items alike); rank 0 gathers the shares, merges them into index order and alone renders the
+    items first (the others then read the cache), fits the n-gram baseline, writes files and logs to MLflow.
+    Decisions that read files (what is scored already) are taken by rank 0 and broadcast."""
+
+    def __init__(self, rank: int = 0, world: int = 1, owns_group: bool = False, local_rank: int | None = None):
+        self.rank, self.world, self.owns_group = rank, world, owns_group
+        self.local_rank = rank if local_rank is None else local_rank  # which of this machine's GPUs to take
+
+    def device(self, name: str) -> str:
+        """score.device resolved for this rank: plain "cuda" under several ranks means one GPU each."""
+        device = _device(name)
+        if device == "cuda" and self.world > 1:
+            import torch
+
+            device = f"cuda:{self.local_rank % torch.cuda.device_count()}"
+        return device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, rt: RenderedTask) -> np.ndarray | None:
+        if self.world == 1:
+            return None
+        return np.flatnonzero(rt.rendered)[self.rank::self.world].astype(np.int64)
+
+    def gather(self, obj):
+        """[obj of rank 0, 1, ...] on rank 0; None elsewhere."""
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out = [None] * self.world if self.main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
+    def broadcast(self, obj):
+        """Rank 0's obj, on every rank."""
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _join_group(rank: int, world: int, init_method: str, timeout_s: float = 6 * 3600.0,
+                local_rank: int | None = None) -> Ranks:
+    """Join (or create, rank 0) a gloo process group: it carries only the pickled per-item scores, so it
+    serves CPU and CUDA scoring alike."""
+    import datetime
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=timeout_s))
+    return Ranks(rank, world, owns_group=True, local_rank=local_rank)
+
+
+def _ranks_from_env() -> Ranks | None:
+    """The ranks torchrun gave (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT). Only under torchrun
+    (TORCHELASTIC_RUN_ID set): a launcher that left WORLD_SIZE in this process's environment for other
+    purposes (Lightning's DDP launcher does, in its main process) must not make eval wait for peers."""
+    import os
+
+    import torch.distributed as dist
+
+    if not os.environ.get("TORCHELASTIC_RUN_ID"):
+        return None
+    local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
+    if dist.is_available() and dist.is_initialized():
+        return Ranks(dist.get_rank(), dist.get_world_size(), local_rank=local)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    _share_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    return _join_group(int(os.environ["RANK"]), world, "env://", local_rank=local)
+
+
+def _share_threads(local_world: int) -> None:
+    """Processes on one machine split its cores instead of each taking them all."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, local_world)))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_worker(rank: int, world: int, init_method: str, run_dir: str, cfg: EvalConfig,
+                 checkpoint: str | None, force: bool) -> None:
+    """A spawned scoring process (ranks 1 .. W-1 of score.world_size): scores its share, sends it to rank 0."""
+    import os
+
+    from modevo.jobs import PARENT_ENV
+
+    os.environ[PARENT_ENV] = "1"
+    _share_threads(world)
+    ranks = _join_group(rank, world, init_method)
+    try:
+        _evaluate(Path(run_dir), cfg, False, False, checkpoint, force, ranks)
+    finally:
+        ranks.close()
+
+
 def checkpoints_of(run_dir: Path, which: str) -> list[Path]:
     found = milestones(run_dir)
     if not found:
@@ -246,18 +392,15 @@ def checkpoints_of(run_dir: Path, which: str) -> list[Path]:
 def _ngram(renderer: ItemRenderer, cfg: ScoringConfig):
     """The n-gram baseline fitted on the view's training utterances; cached beside the corpus."""
     from modevo.cache import atomic_dir
-    from modevo.score.ngram import NGramLM
+    from modevo.score.ngram import NGramLM, stream_chunks
     from modevo.views.build import build_view, load_view
 
     view = load_view(build_view(renderer.spec, renderer.ctx))
     path = renderer.ctx.corpus.root / "baselines" / f"ngram-{view.manifest['content_hash'][:16]}-o{cfg.ngram_order}"
     if (path / "model.npz").exists():
         return NGramLM.load(path / "model.npz"), view
-    idx = np.flatnonzero(view.split_mask("train"))
-    pieces = [view.utterance(i) for i in idx]
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
-    tokens = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
-    lm = NGramLM.fit(tokens, offsets, len(view.vocab), order=cfg.ngram_order)
+    # counted chunk by chunk from the memory-mapped train stream (memory: the n-gram table, not the corpus)
+    lm = NGramLM.fit_chunks(stream_chunks(view.stream("train")), len(view.vocab), order=cfg.ngram_order)
     with atomic_dir(path) as tmp:
         lm.save(tmp / "model.npz")
     return lm, view
@@ -271,7 +414,7 @@ def scored(run_dir: Path, ckpt: Path, cfg: EvalConfig) -> dict | None:
     if not path.is_file():
         return None
     done = json.loads(path.read_text())
-    if done.get("eval_config") != json.loads(json.dumps(to_dict(cfg))) or done.get("protocol", {}).get("hash") != protocol(cfg.score)["hash"]:
+    if done.get("eval_config") != recorded_config(cfg) or done.get("protocol", {}).get("hash") != protocol(cfg.score)["hash"]:
         return None
     return done["results"]
 
@@ -313,24 +456,77 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
                  checkpoint: str | Path | None = None, force: bool = False) -> dict:
     """Score one run's checkpoints (cfg.score.checkpoints, or the one `checkpoint` named) on cfg's tasks;
     returns {checkpoint name: {metric key: summary}}. Checkpoints already scored under the same config are
-    reused (force=True scores them again)."""
+    reused (force=True scores them again).
+
+    Several processes (score.world_size > 1, spawned here; or a torchrun launch, ranks from the
+    environment) split each task's items; rank 0 returns and writes exactly what one process would, the
+    other ranks return {}."""
+    ranks = _ranks_from_env()
+    if ranks is not None:
+        try:
+            return _evaluate(Path(run_dir), cfg, progress and ranks.main, log_mlflow, checkpoint, force, ranks)
+        finally:
+            ranks.close()
+    world = cfg.score.world_size
+    if world == 1:
+        return _evaluate(Path(run_dir), cfg, progress, log_mlflow, checkpoint, force, Ranks())
+    import multiprocessing as mp
+
+    import torch
+
+    init = f"tcp://127.0.0.1:{_free_port()}"
+    ctx = mp.get_context("spawn")  # fresh interpreters: torch's thread pools are not fork-safe once used
+    children = [ctx.Process(target=_rank_worker, args=(r, world, init, str(run_dir), cfg,
+                                                       None if checkpoint is None else str(checkpoint), force),
+                            daemon=True) for r in range(1, world)]
+    for c in children:
+        c.start()
+    threads = torch.get_num_threads()
+    _share_threads(world)
+    ok = False
+    try:
+        ranks = _join_group(0, world, init)
+        try:
+            result = _evaluate(Path(run_dir), cfg, progress, log_mlflow, checkpoint, force, ranks)
+            ok = True
+        finally:
+            ranks.close()
+    finally:
+        torch.set_num_threads(threads)
+        for c in children:
+            c.join(timeout=60 if ok else 0)
+            if c.is_alive():  # rank 0 failed: the others wait on a collective that will never come
+                c.terminate()
+                c.join()
+    failed = [c.exitcode for c in children if c.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"a scoring process exited with code {failed[0]}")
+    return result
+
+
+def _evaluate(run_dir: Path, cfg: EvalConfig, progress: bool, log_mlflow: bool, checkpoint, force: bool,
+              ranks: Ranks) -> dict:
     from modevo.train.config import TrainStageConfig
     from modevo.train.run import quiet_libraries
 
     quiet_libraries()
-    run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise InputError(f"{run_dir} is not a run folder (no config.yaml)")
     stage = load(TrainStageConfig, run_dir / "config.yaml")
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     sc = cfg.score
+    device = ranks.device(sc.device)
     ckpts = [Path(checkpoint)] if checkpoint is not None else checkpoints_of(run_dir, sc.checkpoints)
-    done = {} if force else {c.name: r for c in ckpts if (r := scored(run_dir, c, cfg)) is not None}
-    if len(done) == len(ckpts):
-        log.info("%s: %d checkpoint(s) already scored under this config (--force scores again)", run_dir, len(done))
-        for name, summaries in done.items():
-            _print(summaries, name, info.get("view", stage.train.view))
+    done = {} if force or not ranks.main else {c.name: r for c in ckpts if (r := scored(run_dir, c, cfg)) is not None}
+    done_names = ranks.broadcast(sorted(done))
+    if len(done_names) == len(ckpts):
+        if ranks.main:
+            log.info("%s: %d checkpoint(s) already scored under this config (--force scores again)", run_dir, len(done))
+            for name, summaries in done.items():
+                _print(summaries, name, info.get("view", stage.train.view))
         return done
+    if not ranks.main:
+        ranks.barrier()  # rank 0 renders (and caches) the items first; the others then read them
     renderer = ItemRenderer(stage, stage.train.view, max_len=stage.model.max_seq_len, progress=progress)
     if sc.test_renderings is not None:
         unknown = [r for r in sc.test_renderings if r not in stage.corpus.speech.renderings]
@@ -346,25 +542,36 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
         heads = renderer.test_renderings(t)
         for r in (heads if heads == [RELEASED] else renderings):
             rendered.append((renderer.render(t, r), metric_key(t.name, r, heads[0])))
-    lm, _ = _ngram(renderer, sc)
-    ngram_items = {key: score_ngram(lm, rt, sc) for rt, key in rendered}
+    ngram_items = {}
+    if ranks.main:
+        ranks.barrier()  # items rendered and cached: the other ranks may read them now
+        lm, _ = _ngram(renderer, sc)
+        ngram_items = {key: score_ngram(lm, rt, sc) for rt, key in rendered}
     prot = protocol(sc)
     results = dict(done)
     last = checkpoints_of(run_dir, "final")[0]
-    for ckpt in [c for c in ckpts if c.name not in done]:
+    for ckpt in [c for c in ckpts if c.name not in done_names]:
         model, payload = load_checkpoint(ckpt, renderer.spec.name, renderer.encoder.vocab)
-        model = model.float()
+        model = model.float().to(device)
         out_dir = run_dir / "eval" / ckpt.stem
-        out_dir.mkdir(parents=True, exist_ok=True)
-        before = _previous(out_dir, prot)
+        before, todo = {}, []
+        if ranks.main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            before = _previous(out_dir, prot)
+            todo = [key for rt, key in _for_checkpoint(rendered, ckpt, last, sc)
+                    if force or (old := before.get(key)) is None or old.get("render_key") != rt.key
+                    or old["task_hash"] != rt.task.content_hash]
+        todo = ranks.broadcast(todo)
         summaries, tables, reused = {}, [], set()
         for rt, key in _for_checkpoint(rendered, ckpt, last, sc):
-            old = before.get(key)
-            if old is not None and not force and old.get("render_key") == rt.key and old["task_hash"] == rt.task.content_hash:
-                summaries[key] = old  # the same items under the same protocol: scored before, kept as it was
+            if key not in todo:
+                summaries[key] = before[key]  # the same items under the same protocol: scored before, kept as it was
                 reused.add(key)
                 continue
-            ps = score_model(model, rt, sc, progress=progress)
+            parts = ranks.gather(score_model(model, rt, sc, progress=progress, items=ranks.share(rt)))
+            if not ranks.main:
+                continue
+            ps = merge_pair_scores(parts)
             s = summarise(rt, ps, ngram_items[key], sc)
             s.update(checkpoint=ckpt.name, tokens_seen=int(payload.get("tokens", 0)), protocol=prot,
                      run_dir=str(run_dir), mlflow_run_id=info.get("mlflow_run_id"), seed=stage.train.seed)
@@ -375,16 +582,20 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig, progress: bool = True, lo
             if s["layers"]:
                 plot_layers(s, out_dir / f"{key.replace('/', '_')}.png",
                             f"{rt.view} · {key}\n{ckpt.stem} · n={s['rendered']} · task set {rt.task.content_hash}")
+        if not ranks.main:
+            continue
         # tasks scored before and not now are kept: a later `--tasks` call adds to a checkpoint's results
         kept = {k: v for k, v in before.items() if k not in summaries}
         merged = {**kept, **summaries}
         _write_items(out_dir / "items.parquet", tables, keep={(v["task"], v["test_rendering"])
                                                                 for k, v in merged.items() if k not in summaries or k in reused})
-        atomic_write_json(out_dir / "summary.json", {"protocol": prot, "eval_config": to_dict(cfg), "results": merged})
+        atomic_write_json(out_dir / "summary.json", {"protocol": prot, "eval_config": recorded_config(cfg), "results": merged})
         if kept:
             log.info("%s: kept %d result(s) scored before (%s)", out_dir, len(kept), ", ".join(sorted(kept)))
         results[ckpt.name] = merged
         _print(summaries, ckpt.name, renderer.spec.name)
+    if not ranks.main:
+        return {}
     if log_mlflow and info.get("mlflow_run_id"):
         from modevo.score.tracking import log_results
 

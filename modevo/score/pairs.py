@@ -48,12 +48,13 @@ def word_overlap(task: TaskSet) -> np.ndarray:
     return out
 
 
-def sequences(rt: RenderedTask, cfg: ScoringConfig) -> tuple[list[np.ndarray], list[int], np.ndarray]:
+def sequences(rt: RenderedTask, cfg: ScoringConfig, items: np.ndarray | None = None
+              ) -> tuple[list[np.ndarray], list[int], np.ndarray]:
     """The 2·n scored sequences of the rendered pairs (correct then incorrect of each), the number of
-    scored tokens in each, and the indices of the pairs they belong to."""
+    scored tokens in each, and the indices of the pairs they belong to; `items`: only these rendered pairs."""
     seqs, scored, owner = [], [], []
     end = [SEP_ID] if cfg.score_end else []
-    for i in np.flatnonzero(rt.rendered):
+    for i in (np.flatnonzero(rt.rendered) if items is None else items):
         ctx = rt.context[i]
         for cont in (rt.correct[i], rt.incorrect[i]):
             seq = np.concatenate([[SEP_ID], ctx, cont, end]).astype(np.int64)
@@ -90,22 +91,42 @@ def shares_context(rt: RenderedTask, cfg: ScoringConfig) -> bool:
     return cfg.context == "continuation" and any(len(rt.context[i]) for i in np.flatnonzero(rt.rendered))
 
 
-def score_model(model, rt: RenderedTask, cfg: ScoringConfig, progress: bool = False) -> PairScores:
+def score_model(model, rt: RenderedTask, cfg: ScoringConfig, progress: bool = False,
+                items: np.ndarray | None = None) -> PairScores:
+    """Scores of the rendered pairs, or of `items` (ascending indices of rendered pairs: one rank's share).
+    A pair's scores do not depend on which other pairs are scored with it (batch-size invariance, see
+    logprob.py), so shares scored apart and merged (merge_pair_scores) equal scoring all at once."""
     desc = f"score {rt.task.name}" + (f"@{rt.rendering}" if rt.rendering else "")
     model = for_precision(model, cfg.precision)
-    if shares_context(rt, cfg):
+    if items is not None:
+        items = np.asarray(items, dtype=np.int64)
+        if len(items) and not rt.rendered[items].all():
+            raise ValueError("score_model: items must be rendered pairs")
+    if shares_context(rt, cfg):  # decided on the whole task, so every share takes the same path
         end = [SEP_ID] if cfg.score_end else []
-        owner = np.flatnonzero(rt.rendered).astype(np.int64)
+        owner = (np.flatnonzero(rt.rendered) if items is None else items).astype(np.int64)
         prefixes = [np.concatenate([[SEP_ID], rt.context[i]]).astype(np.int64) for i in owner]
         conts = [tuple(np.concatenate([c, end]).astype(np.int64) for c in (rt.correct[i], rt.incorrect[i]))
                  for i in owner]
         spans = score_shared_prefix(model, prefixes, conts, batch_size=cfg.batch_size, progress=progress, desc=desc)
     else:
-        seqs, scored, owner = sequences(rt, cfg)
+        seqs, scored, owner = sequences(rt, cfg, items)
         spans = score_spans(model, seqs, scored, batch_size=cfg.batch_size, progress=progress, desc=desc)
     sums = spans.sums.reshape(len(owner), 2, -1) if len(owner) else np.zeros((0, 2, 1))
     counts = spans.counts.reshape(len(owner), 2) if len(owner) else np.zeros((0, 2), np.int64)
     return PairScores(owner, sums[:, 0], sums[:, 1], counts[:, 0], counts[:, 1])
+
+
+def merge_pair_scores(parts: list[PairScores]) -> PairScores:
+    """Shares of one task's pairs (scored by different ranks) → the PairScores of all of them, in index
+    order, as score_model gives when it scores them together."""
+    full = [p for p in parts if len(p.index)]
+    if not full:
+        return parts[0]
+    index = np.concatenate([p.index for p in full])
+    order = np.argsort(index, kind="stable")
+    cat = lambda name: np.concatenate([getattr(p, name) for p in full])[order]  # noqa: E731
+    return PairScores(index[order], cat("sum_correct"), cat("sum_incorrect"), cat("n_correct"), cat("n_incorrect"))
 
 
 def score_ngram(lm, rt: RenderedTask, cfg: ScoringConfig) -> np.ndarray:

@@ -1,6 +1,10 @@
 """What happens around the optimizer steps: metrics against tokens seen, validation on a global-step
 schedule (so a resumed run validates at the same steps), milestone checkpoints for `eval`, and the resume
-point. Everything is keyed by the global step, never by the dataloader's batch index."""
+point. Everything is keyed by the global step, never by the dataloader's batch index, and acts once per
+optimizer step (Lightning calls on_train_batch_end once per micro-batch under gradient accumulation).
+
+Under several ranks every rank runs these callbacks (a sharded model needs every rank to gather its
+weights), and rank zero alone writes files and logs."""
 
 from __future__ import annotations
 
@@ -15,23 +19,51 @@ import lightning as L
 import torch
 
 
-def save_weights(module, path: Path, extra: dict) -> None:
+def save_weights(module, path: Path, extra: dict, state_dict: dict | None = None) -> None:
     """Weights + the model config + what they are, loadable with torch.load(weights_only=True)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    payload = {"state_dict": {k: v.detach().cpu() for k, v in module.model.state_dict().items()},
+    state_dict = module.model.state_dict() if state_dict is None else state_dict
+    payload = {"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
                "model_config": dataclasses.asdict(module.model.config), **extra}
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
 
-class TrainingProgress(L.Callback):
+def model_state_dict(trainer, module) -> dict | None:
+    """The decoder's full state dict (keys of GPT.state_dict()) on rank zero, None elsewhere. Every rank must
+    call it: under fsdp it gathers the shards (a collective); otherwise each rank holds the whole model."""
+    if module._sharded_wrapper() is not None:
+        full = trainer.strategy.lightning_module_state_dict()
+        return {k[len("model."):]: v for k, v in full.items() if k.startswith("model.")} if trainer.is_global_zero else None
+    return module.model.state_dict() if trainer.is_global_zero else None
+
+
+class OnOptimizerStep(L.Callback):
+    """Calls on_step(trainer, module, outputs) once after each optimizer step, however many micro-batches
+    it took (the global step changes on the micro-batch that stepped)."""
+
+    _last_step: int | None = None
+
+    def on_train_start(self, trainer, module):
+        self._last_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step != self._last_step:
+            self._last_step = trainer.global_step
+            self.on_step(trainer, module, outputs)
+
+    def on_step(self, trainer, module, outputs):
+        raise NotImplementedError
+
+
+class TrainingProgress(OnOptimizerStep):
     """Train loss, learning rate, tokens/s, tokens seen and epochs, logged with step = tokens seen."""
 
     def __init__(self, windows_per_epoch: int, log_every: int = 10):
         self.windows_per_epoch, self.log_every = windows_per_epoch, log_every
         self._t0 = self._s0 = None
 
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+    def on_step(self, trainer, module, outputs):
         step = trainer.global_step
         if self._t0 is None:
             self._t0, self._s0 = time.perf_counter(), step
@@ -41,7 +73,7 @@ class TrainingProgress(L.Callback):
         module.log_dict({"tokens": float(tokens), "tok_s": tok_s}, prog_bar=True, logger=False)
         if step % self.log_every == 0 or step == trainer.max_steps:
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-            windows = step * module.recipe.batch_size * trainer.world_size
+            windows = step * module.recipe.batch_size  # the global batch: every rank's windows together
             metrics = {"train_loss": float(loss), "lr": trainer.optimizers[0].param_groups[0]["lr"],
                        "tokens_per_s": tok_s, "tokens_seen": float(tokens),
                        "epochs": windows / max(1, self.windows_per_epoch)}
@@ -49,7 +81,7 @@ class TrainingProgress(L.Callback):
                 logger.log_metrics(metrics, step=tokens)
 
 
-class Validation(L.Callback):
+class Validation(OnOptimizerStep):
     """Validation loss every `every` global steps and at the end; early stopping for `converged`."""
 
     def __init__(self, loader, every: int, patience: int | None, run_dir: Path):
@@ -74,7 +106,7 @@ class Validation(L.Callback):
         if self.patience is not None and self.bad >= self.patience:
             trainer.should_stop = True
 
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+    def on_step(self, trainer, module, outputs):
         if trainer.global_step % self.every == 0:
             self._validate(trainer, module)
 
@@ -88,33 +120,49 @@ class Validation(L.Callback):
         self.best, self.bad, self.history = state["best"], state["bad"], state["history"]
 
 
-class Milestones(L.Callback):
-    """Weights at token milestones (budget/2^k), saved for `eval` to score later."""
+class Milestones(OnOptimizerStep):
+    """Weights at token milestones (budget/2^k), saved for `eval` to score later, and the final weights when
+    training ends (tokens-<tokens seen>.pt); written by rank zero."""
 
     def __init__(self, folder: Path, milestone_tokens: list[int], extra: dict):
         self.folder, self.todo, self.extra = folder, sorted(milestone_tokens), extra
+        self._saved: set[int] = set()  # the same on every rank: whether to gather is decided without the file system
 
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        tokens = trainer.global_step * module.tokens_per_step
-        while self.todo and tokens >= self.todo[0]:
+    def _save(self, trainer, module, tokens: int):
+        self._saved.add(tokens)
+        state = model_state_dict(trainer, module)  # every rank: a collective under fsdp
+        if trainer.is_global_zero:
             self.folder.mkdir(parents=True, exist_ok=True)
             save_weights(module, self.folder / f"tokens-{tokens:012d}.pt",
-                         {**self.extra, "tokens": tokens, "step": trainer.global_step})
+                         {**self.extra, "tokens": tokens, "step": trainer.global_step}, state)
+
+    def on_step(self, trainer, module, outputs):
+        tokens = trainer.global_step * module.tokens_per_step
+        if self.todo and tokens >= self.todo[0]:
+            self._save(trainer, module, tokens)
+        while self.todo and tokens >= self.todo[0]:
             self.todo.pop(0)
 
+    def on_train_end(self, trainer, module):
+        tokens = trainer.global_step * module.tokens_per_step
+        if tokens not in self._saved:  # the final weights (rewritten, identical, when a resumed run had them)
+            self._save(trainer, module, tokens)
 
-class ResumePoint(L.Callback):
-    """last.ckpt (weights, optimizer, scheduler, callback states) every N steps, written atomically."""
+
+class ResumePoint(OnOptimizerStep):
+    """last.ckpt (weights, optimizer, scheduler, callback states) every N steps, written atomically by rank
+    zero; every rank resumes from it (under fsdp a full, unsharded checkpoint)."""
 
     def __init__(self, path: Path, every: int):
         self.path, self.every = path, every
 
     def _save(self, trainer):
         tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        trainer.save_checkpoint(tmp, weights_only=False)  # full state: optimizer, scheduler, callbacks
-        os.replace(tmp, self.path)
+        trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; rank zero writes (then a barrier)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
 
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+    def on_step(self, trainer, module, outputs):
         if trainer.global_step % self.every == 0:
             self._save(trainer)
 

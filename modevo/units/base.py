@@ -76,6 +76,30 @@ class SpeechTokenizer(abc.ABC):
     def from_params(cls, params: dict) -> "SpeechTokenizer":
         """A fresh, untrained tokenizer with these settings."""
 
+    # -- batched encoding, device ------------------------------------------------------------------
+    device: str = "cpu"  # where encode_batch runs (runtime only: not a param, not in any cache key)
+    batch_size: int = 16  # utterances per encode_batch forward
+
+    def to(self, device: str = "cpu", batch_size: int | None = None) -> "SpeechTokenizer":
+        """Run on `device` ("cpu", "cuda", "auto"), batch_size utterances per forward. Tokenizers with
+        tensors override _move to move them. Returns self."""
+        self.device = resolve_device(device)
+        if batch_size is not None:
+            if batch_size < 1:
+                raise ValueError(f"batch_size must be positive, got {batch_size}")
+            self.batch_size = batch_size
+        self._move(self.device)
+        return self
+
+    def _move(self, device: str) -> None:
+        """Put the tokenizer's tensors and models on device (nothing to do by default)."""
+
+    def encode_batch(self, audios) -> list[np.ndarray]:
+        """encode() of each (n_i,) int16 16 kHz utterance; the same arrays encode() gives one by one. The
+        default loops; tokenizers with a batched forward override it (padding is masked: it never changes a
+        unit)."""
+        return [self.encode(a) for a in audios]
+
     # -- shared -------------------------------------------------------------------------------------
     def extra_manifest(self) -> dict:
         """Anything else a tokenizer must record (e.g. the digest of external weights)."""
@@ -116,6 +140,54 @@ class SpeechTokenizer(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size}, frame_rate_hz={self.frame_rate_hz})"
+
+
+def resolve_device(device: str) -> str:
+    """"cpu", "cuda" (refused in one line where no CUDA device is), "cuda:N" or "auto" (cuda when present)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device={device} but torch sees no CUDA device here: use device=cpu or device=auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"unknown device '{device}' (cpu, cuda, cuda:N or auto)")
+    return device
+
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision '{precision}' ({', '.join(PRECISIONS)})")
+    return precision
+
+
+def precision_params(precision: str) -> dict:
+    """A tokenizer's precision among its params only when not fp32 (fp16/bf16 units differ from fp32 ones,
+    so they get their own content hash; fp32 keeps the keys of tokenizers made before the option)."""
+    return {"precision": precision} if precision != "fp32" else {}
+
+
+def model_dtype(precision: str, device: str, tokenizer: str):
+    """The torch dtype a neural tokenizer runs in: fp16/bf16 only on CUDA (refused on the CPU, where they
+    would be slow and give other units than the fp32 the CPU tests check)."""
+    import torch
+
+    if precision == "fp32":
+        return torch.float32
+    if not str(device).startswith("cuda"):
+        raise InputError(f"{tokenizer} precision={precision} runs only on CUDA (units.device=cuda or auto on a "
+                         "GPU machine); on the CPU use precision=fp32")
+    return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+def length_batches(lengths, batch_size: int) -> list[list[int]]:
+    """Indices sorted by length (longest first, stable) and cut into batches of batch_size: each batch pads
+    to about its own length."""
+    order = sorted(range(len(lengths)), key=lambda i: -int(lengths[i]))
+    return [order[a:a + batch_size] for a in range(0, len(order), batch_size)]
 
 
 def content_hash(manifest: dict) -> str:
@@ -199,6 +271,19 @@ class FrameKMeans(SpeechTokenizer):
 
         return n_frames(n_samples)
 
+    def features_batch(self, audios) -> tuple:
+        """Several utterances → ((B, T_max, D) float32 on self.device, [T_i]): rows < T_i of utterance b
+        equal features(audios[b]); rows past T_i are padding. Default: features() one by one, padded."""
+        import torch
+
+        feats = [self.features(a) for a in audios]
+        ts = [len(f) for f in feats]
+        dim = max((f.shape[1] for f in feats if f.ndim == 2), default=0)
+        out = torch.zeros(len(feats), max(ts, default=0), dim, device=self.device)
+        for b, f in enumerate(feats):
+            out[b, :len(f)] = f.to(self.device)
+        return out, ts
+
     def encode(self, audio: np.ndarray) -> np.ndarray:
         from modevo.units import kmeans
 
@@ -207,3 +292,26 @@ class FrameKMeans(SpeechTokenizer):
         if self.n_frames(len(audio)) == 0:
             return np.zeros(0, dtype=np.int64)
         return kmeans.assign(self.features(audio), self.centroids).numpy()
+
+    def encode_batch(self, audios) -> list[np.ndarray]:
+        """Length-sorted batches of batch_size utterances through features_batch on self.device; each
+        utterance's real frames (padding dropped) are assigned to their nearest centroid."""
+        import torch
+
+        from modevo.units import kmeans
+
+        if self.centroids is None:
+            raise RuntimeError(f"{self.name} is not trained: call fit() or load()")
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(audios)
+        lengths = [len(a) for a in audios]
+        centroids = self.centroids.to(self.device)
+        for idx in length_batches(lengths, self.batch_size):
+            idx = [i for i in idx if self.n_frames(lengths[i]) > 0]
+            if not idx:
+                continue
+            feats, ts = self.features_batch([audios[i] for i in idx])  # (B, T, D)
+            flat = torch.cat([feats[b, :t] for b, t in enumerate(ts)]).float()  # real frames only
+            units = kmeans.assign(flat, centroids).cpu().numpy()
+            for i, piece in zip(idx, np.split(units, np.cumsum(ts)[:-1])):
+                out[i] = piece
+        return out

@@ -147,7 +147,7 @@ def train_tokenizer(cfg: UnitsConfig, corpus_cfg: CorpusConfig, renderings: list
     if (folder / MANIFEST).is_file():
         log.debug("tokenizer %s is cached at %s", cfg.tokenizer, folder)
         return folder
-    tok: SpeechTokenizer = make_tokenizer(cfg)
+    tok: SpeechTokenizer = make_tokenizer(cfg).to(cfg.device, cfg.batch_size)
     if tok.trainable:
         sel = select_training(corpus, renderings, cfg.max_train_frames, cfg.seed)
         log.info("training %s on %d utterances (%.2f h) of %s", tok.name, sel["utterances"],
@@ -174,25 +174,42 @@ def _features():
     return datasets.Features({"id": datasets.Value("string"), "units": datasets.Sequence(datasets.Value("int32"))})
 
 
+READ_GROUP = 8  # utterances read ahead per batch: a group of READ_GROUP · batch_size is sorted by length
+
+
+def _groups(items, size: int):
+    group = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
 def _encode_shard(tok: SpeechTokenizer, corpus_cfg: CorpusConfig, corpus: CorpusPaths, rendering: RenderingPaths,
                   shard: int, out: UnitsPaths) -> dict:
-
+    """Units of one shard's utterances, encoded in length-sorted batches (tok.encode_batch), written in the
+    shard's own order; the same units for any batch size (tests/test_units_batched.py)."""
     meta_rows = {r["id"]: r for r in _shard(rendering.shards / f"{shard:05d}", ["id", "start_ms", "durations_ms"])}
     text = {r["id"]: r for r in _shard(corpus.shards / f"{shard:05d}", ["id", "split", "phones"])}
     frame_ms = 1000.0 / tok.frame_rate_hz
     ids, units, counts, frames, samples = [], [], {}, 0, 0
-    for utt_id, audio in iter_shard_audio(corpus_cfg, rendering, shard):
-        u = tok.encode(audio)
-        if len(u) != tok.n_frames(len(audio)):
-            raise RuntimeError(f"{tok.name} gave {len(u)} units for {len(audio)} samples, expected "
-                               f"{tok.n_frames(len(audio))}")
-        ids.append(utt_id)
-        units.append(u.astype(np.int32))
-        frames += len(u)
-        samples += len(audio)
-        if text[utt_id]["split"] in HELDOUT:  # phone labels at the tokenizer's own frame rate
-            labels = frame_labels(meta_rows[utt_id], len(u), flat_phones(text[utt_id]["phones"]), frame_ms)
-            quality.add_counts(counts, quality.joint_counts(labels, u))
+    audio_stream = iter_shard_audio(corpus_cfg, rendering, shard)
+    for group in _groups(audio_stream, READ_GROUP * max(1, getattr(tok, "batch_size", 1))):
+        encoded = tok.encode_batch([audio for _, audio in group])
+        for (utt_id, audio), u in zip(group, encoded):
+            if len(u) != tok.n_frames(len(audio)):
+                raise RuntimeError(f"{tok.name} gave {len(u)} units for {len(audio)} samples, expected "
+                                   f"{tok.n_frames(len(audio))}")
+            ids.append(utt_id)
+            units.append(u.astype(np.int32))
+            frames += len(u)
+            samples += len(audio)
+            if text[utt_id]["split"] in HELDOUT:  # phone labels at the tokenizer's own frame rate
+                labels = frame_labels(meta_rows[utt_id], len(u), flat_phones(text[utt_id]["phones"]), frame_ms)
+                quality.add_counts(counts, quality.joint_counts(labels, u))
     with atomic_dir(out.shards / f"{shard:05d}") as tmp:
         save_shard(tmp / "data", {"id": ids, "units": units}, _features())
         meta = {"index": shard, "utterances": len(ids), "frames": frames, "seconds": samples / 16000,
@@ -201,9 +218,34 @@ def _encode_shard(tok: SpeechTokenizer, corpus_cfg: CorpusConfig, corpus: Corpus
     return meta
 
 
+_WORKER: dict = {}
+
+
+def _worker_init(tokenizer_folder: str, device: str, batch_size: int, threads: int) -> None:
+    """A shard worker (spawned: a fresh interpreter, so no OpenMP state forked mid-use): its share of the
+    threads and its own copy of the tokenizer."""
+    import torch
+
+    import datasets
+
+    torch.set_num_threads(threads)
+    datasets.disable_progress_bars()
+    _WORKER["tok"] = load_tokenizer(tokenizer_folder).to(device, batch_size)
+
+
+def _worker_shard(args) -> tuple[int, dict]:
+    corpus_cfg, corpus, rendering, shard, out = args
+    return shard, _encode_shard(_WORKER["tok"], corpus_cfg, corpus, rendering, shard, out)
+
+
 def encode_rendering(corpus_cfg: CorpusConfig, rendering: RenderingPaths, tokenizer_folder: str | Path,
-                     progress: bool = True) -> UnitsPaths:
-    """Units of every utterance of one rendering (all splits), then held-out quality; idempotent, resumable."""
+                     progress: bool = True, device: str = "cpu", batch_size: int = 16,
+                     num_workers: int = 1) -> UnitsPaths:
+    """Units of every utterance of one rendering (all splits), then held-out quality; idempotent, resumable.
+
+    Utterances go through the tokenizer in length-sorted batches of batch_size on `device`; with
+    num_workers > 1 (CPU) shards are encoded by that many spawned processes, each with its share of the
+    threads. Neither changes a unit (each shard's content hash is the same: tested)."""
     from tqdm.auto import tqdm
 
     import datasets
@@ -218,14 +260,33 @@ def encode_rendering(corpus_cfg: CorpusConfig, rendering: RenderingPaths, tokeni
     out.shards.mkdir(parents=True, exist_ok=True)
     clean_stale_tmp(out.shards)
     todo = [i for i in range(n) if not (out.shards / f"{i:05d}").exists()]
-    tok = load_tokenizer(tokenizer_folder)
+    tok = load_tokenizer(tokenizer_folder).to(device, batch_size)
     bar = tqdm(total=n, initial=n - len(todo), desc=f"units {tok.name} {rendering.name}", unit="shard",
                disable=not progress)
     seconds = 0.0
-    for i in todo:
-        seconds += _encode_shard(tok, corpus_cfg, corpus, rendering, i, out)["seconds"]
-        bar.update(1)
-        bar.set_postfix(audio_h=f"{seconds / 3600:.2f}")
+    workers = min(num_workers, len(todo))
+    if workers > 1 and tok.device != "cpu":
+        log.info("units: num_workers=%d ignored on %s (one process feeds the device)", num_workers, tok.device)
+        workers = 1
+    if workers > 1:
+        import multiprocessing as mp
+
+        import torch
+
+        threads = max(1, torch.get_num_threads() // workers)
+        ctx = mp.get_context("spawn")  # torch's thread pools are not fork-safe once used (the parent loaded it)
+        jobs = [(corpus_cfg, corpus, rendering, i, out) for i in todo]
+        with ctx.Pool(workers, initializer=_worker_init,
+                      initargs=(str(tokenizer_folder), "cpu", batch_size, threads)) as pool:
+            for _, meta in pool.imap_unordered(_worker_shard, jobs):
+                seconds += meta["seconds"]
+                bar.update(1)
+                bar.set_postfix(audio_h=f"{seconds / 3600:.2f}")
+    else:
+        for i in todo:
+            seconds += _encode_shard(tok, corpus_cfg, corpus, rendering, i, out)["seconds"]
+            bar.update(1)
+            bar.set_postfix(audio_h=f"{seconds / 3600:.2f}")
     bar.close()
     scores = unit_quality(out)
     metas = [json.loads((out.shards / f"{i:05d}" / "meta.json").read_text()) for i in range(n)]
@@ -286,5 +347,6 @@ def build_units(cfg: UnitsConfig, corpus_cfg: CorpusConfig, progress: bool = Tru
             folder = train_tokenizer(cfg, corpus_cfg, [paths[name]], progress)
         else:
             folder = train_tokenizer(cfg, corpus_cfg, [paths[n] for n in train], progress)  # cached after the first
-        out[name] = encode_rendering(corpus_cfg, paths[name], folder, progress)
+        out[name] = encode_rendering(corpus_cfg, paths[name], folder, progress, device=cfg.device,
+                                     batch_size=cfg.batch_size, num_workers=cfg.num_workers)
     return out

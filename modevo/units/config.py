@@ -47,6 +47,17 @@ class UnitsConfig:
     renderings: list[str] = field(default_factory=lambda: ["fixed", "varied"])
     per_rendering: bool = False
     tokenizers_dir: str = "tokenizers"  # relative to the working directory; MODEVO_TOKENIZERS overrides it
+    # Where and how encoding (and k-means) runs; none of these is in a cache key. Units do not depend on
+    # batch_size or num_workers (tested: batched == one by one); a CUDA device may round differently.
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto (cuda when present)
+    batch_size: int = 16  # utterances per batched forward (length-sorted, padded, padding masked)
+    num_workers: int = 1  # encoding processes over a rendering's shards (CPU; each takes its share of threads)
+    # hubert-kmeans / encodec on CUDA only: fp16 or bf16 weights and activations (other units than fp32,
+    # so part of the tokenizer's settings and content hash); refused on the CPU
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    # k-means: 0 = full-batch Lloyd (`iterations` passes); B > 0 = mini-batch k-means over B-frame batches
+    # (`iterations` epochs), on `device`: the option for K = 2048 over millions of frames
+    kmeans_batch: int = 0
 
     def __post_init__(self):
         require(self.k > 1, "k must be at least 2")
@@ -55,8 +66,12 @@ class UnitsConfig:
         require(self.layer >= 0, "layer must be >= 0")
         require(self.codebook >= 0, "codebook must be >= 0")
         require(len(self.renderings) > 0, "renderings must name at least one rendering")
+        require(self.batch_size > 0 and self.num_workers > 0, "batch_size and num_workers must be positive")
+        require(self.kmeans_batch >= 0, "kmeans_batch must be >= 0 (0: full-batch Lloyd)")
+        require(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
+                "device must be cpu, cuda, cuda:N or auto")
         # a missing `weights` is reported when the tokenizer is made (MissingToolError, like a bad folder)
 
 
 # Fields that change where or how the stage runs, not what a tokenizer learns: left out of its cache key.
-RUNTIME_ONLY = ("renderings", "per_rendering", "tokenizers_dir")
+RUNTIME_ONLY = ("renderings", "per_rendering", "tokenizers_dir", "device", "batch_size", "num_workers")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from modevo.errors import InputError
-from modevo.units.base import SpeechTokenizer, check_weights, weights_digest
+from modevo.units.base import SpeechTokenizer, check_precision, check_weights, model_dtype, precision_params, weights_digest
 from modevo.units.features import SAMPLE_RATE, to_float
 from modevo.units.resample import resample
 
@@ -31,8 +31,9 @@ class EncodecTokenizer(SpeechTokenizer):
     trainable = False
     model_type = "encodec"
 
-    def __init__(self, weights: str | None = None, codebook: int = 0):
+    def __init__(self, weights: str | None = None, codebook: int = 0, precision: str = "fp32"):
         super().__init__()
+        self.precision = check_precision(precision)
         self.folder = check_weights(weights, self.model_type, self.name)
         self.codebook = codebook
         self.digest = weights_digest(self.folder)
@@ -51,7 +52,7 @@ class EncodecTokenizer(SpeechTokenizer):
         self.channels = cfg.audio_channels
 
     def params(self) -> dict:
-        return {"weights": str(self.folder), "codebook": self.codebook}
+        return {"weights": str(self.folder), "codebook": self.codebook, **precision_params(self.precision)}
 
     @classmethod
     def from_params(cls, params: dict) -> "EncodecTokenizer":
@@ -67,11 +68,17 @@ class EncodecTokenizer(SpeechTokenizer):
         n_out = -(-n_samples * self.sample_rate // SAMPLE_RATE)  # resampled length
         return -(-n_out // self.hop)
 
+    def _move(self, device: str) -> None:
+        self.model.to(device=device, dtype=model_dtype(self.precision, device, self.name))
+
+    # encode_batch: the default loop. EnCodec's convs pad each utterance's edges by reflection, so a padded
+    # batch would change its last frames; one utterance at a time on the device is exact.
     @torch.no_grad()
     def encode(self, audio: np.ndarray) -> np.ndarray:
         if len(audio) == 0:
             return np.zeros(0, dtype=np.int64)
         x = resample(to_float(audio), SAMPLE_RATE, self.sample_rate)  # (n24,)
+        x = x.to(self.device, model_dtype(self.precision, self.device, self.name))
         x = x.view(1, 1, -1).expand(1, self.channels, -1)  # (1, channels, n24): mono copied to each channel
         scale = None
         if self.model.config.normalize:  # as EncodecModel._encode_frame: unit RMS, scale kept aside
@@ -82,7 +89,7 @@ class EncodecTokenizer(SpeechTokenizer):
         for layer in self.model.quantizer.layers[: self.codebook + 1]:
             codes = layer.encode(residual)  # (1, T)
             residual = residual - layer.decode(codes)
-        return codes[0].to(torch.int64).numpy()
+        return codes[0].to(torch.int64).cpu().numpy()
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {}

@@ -91,8 +91,46 @@ def log_mel(audio: np.ndarray) -> torch.Tensor:
     frames = x.unfold(0, WIN, HOP)[:t]  # (T, 400)
     spec = torch.fft.rfft(frames * _window(), n=N_FFT)  # (T, 257)
     power = spec.real.square() + spec.imag.square()
-    mel = power @ mel_filterbank()  # (T, 80)
+    mel = rows_matmul(power, mel_filterbank())  # (T, 80)
     return torch.log(mel.clamp_min(LOG_FLOOR))
+
+
+MIN_ROWS = 16  # BLAS multiplies 1-3 rows by another kernel (other rounding): never give it fewer than this
+
+
+def rows_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(..., K) @ (K, N) with at least MIN_ROWS rows in the product (zero rows added, then dropped), so each
+    row's result does not depend on how many rows came with it: a lone utterance and a batch agree bit for
+    bit."""
+    flat = a.reshape(-1, a.shape[-1])
+    n = len(flat)
+    if n < MIN_ROWS:
+        flat = torch.cat([flat, flat.new_zeros(MIN_ROWS - n, flat.shape[1])])
+    return (flat @ b)[:n].reshape(*a.shape[:-1], b.shape[1])
+
+
+def log_mel_batch(audios: Sequence[np.ndarray], device="cpu") -> tuple[torch.Tensor, list[int]]:
+    """Several utterances at once → ((B, T_max, 80) float32 log-mel on `device`, [T_i]). Each utterance is
+    zero-padded at the end to the longest; frame i < T_i of utterance b reads only samples of its own window,
+    which lie inside [0, 320 T_i + 80): the zeros that stand in for samples past its end are the zeros
+    log_mel() pads with, so rows < T_i are those of log_mel(audios[b]) (bit-equal on the CPU: tested).
+    Rows >= T_i are padding, to be dropped by the caller."""
+    xs = [to_float(a) for a in audios]
+    ts = [n_frames(len(x)) for x in xs]
+    t_max = max(ts, default=0)
+    if t_max == 0:
+        return torch.zeros(len(xs), 0, N_MELS, device=device), ts
+    left = WIN // 2 - HOP // 2
+    total = HOP * (t_max - 1) + WIN  # left padding + audio + right padding, the same for every row
+    x = torch.zeros(len(xs), total)
+    for b, xb in enumerate(xs):
+        x[b, left:left + len(xb)] = xb[:total - left]
+    x = x.to(device)
+    frames = x.unfold(1, WIN, HOP)[:, :t_max]  # (B, T, 400)
+    spec = torch.fft.rfft(frames * _window().to(device), n=N_FFT)  # (B, T, 257)
+    power = spec.real.square() + spec.imag.square()
+    mel = rows_matmul(power, mel_filterbank().to(device))  # (B, T, 80)
+    return torch.log(mel.clamp_min(LOG_FLOOR)), ts
 
 
 def flat_phones(phones: Sequence) -> list[str]:

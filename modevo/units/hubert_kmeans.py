@@ -18,9 +18,9 @@ import torch
 
 from modevo.errors import InputError
 from modevo.units import kmeans
-from modevo.units.base import FrameKMeans, check_weights, weights_digest
+from modevo.units.base import FrameKMeans, check_precision, check_weights, model_dtype, precision_params, weights_digest
 from modevo.units.features import HOP, WIN, n_frames, to_float
-from modevo.units.mel_kmeans import collect_frames, kmeans_stats
+from modevo.units.mel_kmeans import collect_frames, kmeans_params, kmeans_stats
 
 log = logging.getLogger("modevo.units")
 
@@ -44,13 +44,21 @@ def load_hubert(folder: Path):
     return model, normalize
 
 
+class _Given(torch.nn.Module):
+    """Stands in for the conv front end when its output was computed already (features_batch)."""
+
+    def forward(self, input_values):
+        return input_values
+
+
 class HubertKMeans(FrameKMeans):
     name = "hubert-kmeans"
     model_type = "hubert"
 
     def __init__(self, weights: str | None = None, layer: int = DEFAULT_LAYER, k: int = 500, iterations: int = 40,
-                 seed: int = 0, max_train_frames: int = 1_000_000):
+                 seed: int = 0, max_train_frames: int = 1_000_000, kmeans_batch: int = 0, precision: str = "fp32"):
         super().__init__()
+        self.kmeans_batch, self.precision = kmeans_batch, check_precision(precision)
         self.folder = check_weights(weights, self.model_type, self.name)
         self.layer, self.k, self.iterations, self.seed, self.max_train_frames = layer, k, iterations, seed, max_train_frames
         self.vocab_size = k
@@ -68,7 +76,8 @@ class HubertKMeans(FrameKMeans):
     def params(self) -> dict:
         # the folder is where to find the weights, not what they are: the digest goes into the key instead
         return {"weights": str(self.folder), "layer": self.layer, "k": self.k, "iterations": self.iterations,
-                "seed": self.seed, "max_train_frames": self.max_train_frames}
+                "seed": self.seed, "max_train_frames": self.max_train_frames, **kmeans_params(self.kmeans_batch),
+                **precision_params(self.precision)}
 
     @classmethod
     def from_params(cls, params: dict) -> "HubertKMeans":
@@ -77,21 +86,54 @@ class HubertKMeans(FrameKMeans):
     def extra_manifest(self) -> dict:
         return {"weights_digest": self.digest}
 
-    @torch.no_grad()
-    def features(self, audio: np.ndarray) -> torch.Tensor:
-        """(n,) int16 → (T, hidden) fp32 hidden states of self.layer, T = ceil(n / 320)."""
+    def _move(self, device: str) -> None:
+        self.model.to(device=device, dtype=model_dtype(self.precision, device, self.name))
+
+    def _wave(self, audio: np.ndarray) -> torch.Tensor:
+        """(320 T + 80,) the model's input for one utterance, on the model's device and dtype."""
         t = n_frames(len(audio))
         x = to_float(audio)
         if self.normalize:
             x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)  # as Wav2Vec2FeatureExtractor
         x = torch.nn.functional.pad(x, (0, HOP * t + (WIN - HOP) - len(x)))  # (320 T + 80,)
-        out = self.model(x.unsqueeze(0), output_hidden_states=True)
-        return out.hidden_states[self.layer][0, :t].float()
+        return x.to(self.device, model_dtype(self.precision, self.device, self.name))
+
+    @torch.no_grad()
+    def features(self, audio: np.ndarray) -> torch.Tensor:
+        """(n,) int16 → (T, hidden) fp32 hidden states of self.layer (on the CPU), T = ceil(n / 320)."""
+        t = n_frames(len(audio))
+        out = self.model(self._wave(audio).unsqueeze(0), output_hidden_states=True)
+        return out.hidden_states[self.layer][0, :t].float().cpu()
+
+    @torch.no_grad()
+    def features_batch(self, audios) -> tuple[torch.Tensor, list[int]]:
+        """The conv front end runs on each utterance alone (base models group-normalise over time, so
+        padding would change every frame); its frames are then padded into one batch and the transformer
+        runs with an attention mask: padded frames are zeroed before the positional conv (as the zero
+        padding of a lone utterance) and never attended to. Real frames agree with features() up to
+        floating-point rounding (attention with and without a mask takes other kernels): tests bound it
+        and check the units are equal."""
+        ts = [n_frames(len(a)) for a in audios]
+        convs = [self.model.feature_extractor(self._wave(a)[None])[0] for a in audios]  # (C, T_b) each
+        t_max = max(ts)
+        feats = convs[0].new_zeros(len(audios), convs[0].shape[0], t_max)  # (B, C, T)
+        for b, c in enumerate(convs):
+            feats[b, :, :c.shape[1]] = c
+        # sample-level mask: only its row sums are read (→ T_b frames each by the conv length rule)
+        samples = HOP * t_max + (WIN - HOP)
+        mask = (torch.arange(samples, device=self.device)[None]
+                < torch.tensor([HOP * t + (WIN - HOP) for t in ts], device=self.device)[:, None]).long()
+        front, self.model.feature_extractor = self.model.feature_extractor, _Given()
+        try:
+            out = self.model(feats, attention_mask=mask, output_hidden_states=True)
+        finally:
+            self.model.feature_extractor = front
+        return out.hidden_states[self.layer].float(), ts
 
     def fit(self, utterances) -> "HubertKMeans":
         feats, _ = collect_frames(utterances, self.max_train_frames, self.features)
         x = torch.cat(feats)  # (N, hidden)
-        km = kmeans.run(x, self.k, self.iterations, self.seed)
+        km = kmeans.run(x, self.k, self.iterations, self.seed, device=self.device, batch_size=self.kmeans_batch)
         self.centroids = km.centroids
         self.stats = {"train_frames": len(x), **kmeans_stats(km)}
         return self

@@ -16,7 +16,7 @@ import torch
 
 from modevo.units import kmeans
 from modevo.units.base import FrameKMeans
-from modevo.units.features import N_MELS, log_mel, norm_stats
+from modevo.units.features import N_MELS, log_mel, log_mel_batch, norm_stats
 
 DEFAULT_K = 500
 
@@ -57,17 +57,26 @@ def stack_frames(utterances, max_frames: int, feature, dim: int) -> torch.Tensor
 
 def kmeans_stats(km: kmeans.KMeansResult) -> dict:
     """How k-means went, for the tokenizer's manifest."""
-    return {"kmeans_iterations": km.iterations, "kmeans_converged": km.converged,
-            "kmeans_mean_sq_distance": km.mean_sq_distance}
+    out = {"kmeans_iterations": km.iterations, "kmeans_converged": km.converged,
+           "kmeans_mean_sq_distance": km.mean_sq_distance}
+    if km.history and len(km.history) > 1 and not km.converged:  # mini-batch: the inertia of every epoch
+        out["kmeans_inertia_per_epoch"] = km.history
+    return out
+
+
+def kmeans_params(kmeans_batch: int) -> dict:
+    """The mini-batch size among a tokenizer's params only when set: full-batch Lloyd (0) keeps the keys of
+    tokenizers trained before the option existed."""
+    return {"kmeans_batch": kmeans_batch} if kmeans_batch else {}
 
 
 class MelKMeans(FrameKMeans):
     name = "mel-kmeans"
 
     def __init__(self, k: int = DEFAULT_K, iterations: int = 40, seed: int = 0, normalize: bool = True,
-                 max_train_frames: int = 1_000_000):
+                 max_train_frames: int = 1_000_000, kmeans_batch: int = 0):
         super().__init__()
-        self.k, self.iterations, self.seed = k, iterations, seed
+        self.k, self.iterations, self.seed, self.kmeans_batch = k, iterations, seed, kmeans_batch
         self.normalize, self.max_train_frames = normalize, max_train_frames
         self.vocab_size = k
         self.mean = torch.zeros(N_MELS)  # (80,)
@@ -76,7 +85,7 @@ class MelKMeans(FrameKMeans):
 
     def params(self) -> dict:
         return {"k": self.k, "iterations": self.iterations, "seed": self.seed, "normalize": self.normalize,
-                "max_train_frames": self.max_train_frames}
+                "max_train_frames": self.max_train_frames, **kmeans_params(self.kmeans_batch)}
 
     @classmethod
     def from_params(cls, params: dict) -> "MelKMeans":
@@ -85,12 +94,16 @@ class MelKMeans(FrameKMeans):
     def features(self, audio: np.ndarray) -> torch.Tensor:
         return (log_mel(audio) - self.mean) / self.std  # (T, 80)
 
+    def features_batch(self, audios) -> tuple[torch.Tensor, list[int]]:
+        mel, ts = log_mel_batch(audios, self.device)  # (B, T, 80): rows < T_b are log_mel(audios[b])
+        return (mel - self.mean.to(self.device)) / self.std.to(self.device), ts
+
     def fit(self, utterances) -> "MelKMeans":
         x = stack_frames(utterances, self.max_train_frames, log_mel, N_MELS)  # (N, 80)
         if self.normalize:
             self.mean, self.std = norm_stats(x)
             x.sub_(self.mean).div_(self.std)  # in place: no second copy of a million frames
-        km = kmeans.run(x, self.k, self.iterations, self.seed)
+        km = kmeans.run(x, self.k, self.iterations, self.seed, device=self.device, batch_size=self.kmeans_batch)
         self.centroids = km.centroids
         self.stats = {"train_frames": len(x), **kmeans_stats(km)}
         return self

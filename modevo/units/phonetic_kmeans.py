@@ -18,8 +18,8 @@ from torch import nn
 
 from modevo.units import kmeans
 from modevo.units.base import FrameKMeans
-from modevo.units.features import N_MELS, SILENCE, log_mel, norm_stats
-from modevo.units.mel_kmeans import DEFAULT_K, collect_frames, kmeans_stats
+from modevo.units.features import N_MELS, SILENCE, log_mel, log_mel_batch, norm_stats
+from modevo.units.mel_kmeans import DEFAULT_K, collect_frames, kmeans_params, kmeans_stats
 
 log = logging.getLogger("modevo.units")
 
@@ -39,15 +39,27 @@ class FrameClassifier(nn.Module):
         h = self.body(x)  # (B, C, T)
         return h, self.head(h)  # (B, C, T), (B, P, T)
 
+    def hidden_masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, 80, T) input, (B, 1, T) 1 on real frames and 0 on padding → (B, C, T) hidden features. Each
+        layer's input is zero past an utterance's end, as 'same' padding makes it for the utterance alone,
+        so real frames get the values of forward() on the utterance by itself."""
+        h = x * mask
+        for layer in self.body:
+            h = layer(h)
+            if isinstance(layer, nn.GELU):
+                h = h * mask
+        return h
+
 
 class PhoneticKMeans(FrameKMeans):
     name = "phonetic-kmeans"
 
     def __init__(self, k: int = DEFAULT_K, iterations: int = 40, seed: int = 0, max_train_frames: int = 1_000_000,
                  channels: int = 256, layers: int = 3, kernel: int = 5, epochs: int = 3, lr: float = 2e-3,
-                 batch_windows: int = 32, window_frames: int = 256, dtype: str = "bfloat16"):
+                 batch_windows: int = 32, window_frames: int = 256, dtype: str = "bfloat16", kmeans_batch: int = 0):
         super().__init__()
         self.k, self.iterations, self.seed, self.max_train_frames = k, iterations, seed, max_train_frames
+        self.kmeans_batch = kmeans_batch
         self.arch = {"channels": channels, "layers": layers, "kernel": kernel}
         self.train_cfg = {"epochs": epochs, "lr": lr, "batch_windows": batch_windows,
                           "window_frames": window_frames, "dtype": dtype}
@@ -59,7 +71,8 @@ class PhoneticKMeans(FrameKMeans):
 
     def params(self) -> dict:
         return {"k": self.k, "iterations": self.iterations, "seed": self.seed,
-                "max_train_frames": self.max_train_frames, **self.arch, **self.train_cfg}
+                "max_train_frames": self.max_train_frames, **self.arch, **self.train_cfg,
+                **kmeans_params(self.kmeans_batch)}
 
     @classmethod
     def from_params(cls, params: dict) -> "PhoneticKMeans":
@@ -74,9 +87,24 @@ class PhoneticKMeans(FrameKMeans):
 
     @torch.no_grad()
     def hidden(self, mel: torch.Tensor) -> torch.Tensor:
-        """(T, 80) normalised log-mel → (T, C) fp32 hidden features of one utterance."""
+        """(T, 80) normalised log-mel → (T, C) fp32 hidden features of one utterance (on the CPU)."""
         self.model.eval()
-        return self.model(mel.T.unsqueeze(0))[0][0].T.contiguous()
+        dev = next(self.model.parameters()).device
+        return self.model(mel.T.unsqueeze(0).to(dev))[0][0].T.contiguous().cpu()
+
+    @torch.no_grad()
+    def features_batch(self, audios) -> tuple[torch.Tensor, list[int]]:
+        """Padded batch on self.device, padding masked before every conv (FrameClassifier.hidden_masked)."""
+        self.model.eval()
+        mel, ts = log_mel_batch(audios, self.device)  # (B, T, 80)
+        mel = (mel - self.mean.to(self.device)) / self.std.to(self.device)
+        mask = (torch.arange(mel.shape[1], device=self.device)[None] < torch.tensor(ts, device=self.device)[:, None])
+        h = self.model.hidden_masked(mel.transpose(1, 2), mask[:, None].float())  # (B, C, T)
+        return h.transpose(1, 2), ts
+
+    def _move(self, device: str) -> None:
+        if self.model is not None:
+            self.model.to(device)
 
     # -- training -----------------------------------------------------------------------------------
     def fit(self, utterances) -> "PhoneticKMeans":
@@ -93,7 +121,8 @@ class PhoneticKMeans(FrameKMeans):
             self.model = FrameClassifier(len(self.phones), **self.arch)
         accuracy = self._train(torch.cat(feats), torch.cat(targets))
         h = torch.cat([self.hidden(f) for f in feats])  # (N, C), exactly as encode() computes it
-        km = kmeans.run(h, self.k, self.iterations, self.seed)
+        km = kmeans.run(h, self.k, self.iterations, self.seed, device=self.device, batch_size=self.kmeans_batch)
+        self._move(self.device)  # trained on the CPU; encoding runs on the tokenizer's device
         self.centroids = km.centroids
         self.stats = {"train_frames": len(h), "classifier_train_accuracy": accuracy, "phones": len(self.phones),
                       **kmeans_stats(km)}
@@ -140,13 +169,14 @@ class PhoneticKMeans(FrameKMeans):
     def predict_phones(self, audio: np.ndarray) -> np.ndarray:
         """(T,) the classifier's phone per frame (a diagnostic: how well the alignment was learnt)."""
         with torch.no_grad():
-            _, logits = self.model(self._mel(audio).T.unsqueeze(0))
-        return np.asarray(self.phones)[logits[0].argmax(0).numpy()]
+            dev = next(self.model.parameters()).device
+            _, logits = self.model(self._mel(audio).T.unsqueeze(0).to(dev))
+        return np.asarray(self.phones)[logits[0].argmax(0).cpu().numpy()]
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {"centroids": self.centroids.numpy(), "mel_mean": self.mean.numpy(), "mel_std": self.std.numpy(),
                "phones": np.asarray(self.phones, dtype=str)}
-        out.update({f"classifier.{k}": v.detach().numpy() for k, v in self.model.state_dict().items()})
+        out.update({f"classifier.{k}": v.detach().cpu().numpy() for k, v in self.model.state_dict().items()})
         return out
 
     def _restore(self, arrays: dict[str, np.ndarray], manifest: dict) -> None:
@@ -157,4 +187,4 @@ class PhoneticKMeans(FrameKMeans):
         state = {k.removeprefix("classifier."): torch.from_numpy(v) for k, v in arrays.items()
                  if k.startswith("classifier.")}
         self.model.load_state_dict(state)
-        self.model.eval()
+        self.model.eval().to(self.device)

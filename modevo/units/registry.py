@@ -28,6 +28,12 @@ def tokenizer_params(cfg: UnitsConfig) -> dict:
     """The settings of cfg.tokenizer taken from the config (only those it uses, so that changing another
     tokenizer's knob leaves this one's cache key alone)."""
     kmeans = {"k": cfg.k, "iterations": cfg.iterations, "seed": cfg.seed, "max_train_frames": cfg.max_train_frames}
+    if cfg.kmeans_batch:  # only when set: full-batch Lloyd keeps the keys tokenizers had before the option
+        kmeans["kmeans_batch"] = cfg.kmeans_batch
+    precision = {"precision": cfg.precision} if cfg.precision != "fp32" else {}
+    if precision and cfg.tokenizer not in ("hubert-kmeans", "encodec"):
+        raise InputError(f"units.precision={cfg.precision} applies to hubert-kmeans and encodec only "
+                         f"({cfg.tokenizer} runs in fp32)")
     if cfg.tokenizer == "mel-kmeans":
         return {**kmeans, "normalize": cfg.normalize}
     if cfg.tokenizer == "phonetic-kmeans":
@@ -35,9 +41,9 @@ def tokenizer_params(cfg: UnitsConfig) -> dict:
         return {**kmeans, "channels": c.channels, "layers": c.layers, "kernel": c.kernel, "epochs": c.epochs,
                 "lr": c.lr, "batch_windows": c.batch_windows, "window_frames": c.window_frames, "dtype": c.dtype}
     if cfg.tokenizer == "hubert-kmeans":
-        return {**kmeans, "weights": cfg.weights, "layer": cfg.layer}
+        return {**kmeans, "weights": cfg.weights, "layer": cfg.layer, **precision}
     if cfg.tokenizer == "encodec":
-        return {"weights": cfg.weights, "codebook": cfg.codebook}
+        return {"weights": cfg.weights, "codebook": cfg.codebook, **precision}
     raise InputError(f"unknown tokenizer '{cfg.tokenizer}'")
 
 

@@ -1,29 +1,40 @@
-"""`modevo views build`: every view of the corpus as a flat token array with an index per utterance.
+"""`modevo views build`: every view of the corpus as memory-mapped token streams, one per split.
 
 Layout (beside the corpus; the key hashes the corpus content, the view's settings, the BPE model or
 rendering/units it reads and STAGE_VERSION):
-    <corpus>/views/<view>-<key>/tokens.npy   all utterances back to back (uint16 when the vocabulary fits)
-    <corpus>/views/<view>-<key>/offsets.npy  (n+1,) int64: utterance i is tokens[offsets[i]:offsets[i+1]]
-    <corpus>/views/<view>-<key>/rows.json    ids, splits and words per utterance, in corpus order
+    <corpus>/views/<view>-<key>/stream-<split>.npy  that split's utterances in corpus order, EACH followed by
+                                                    the separator 0 (uint16; uint32 above 65,535 types)
+    <corpus>/views/<view>-<key>/index.npy            (n, 2) int64 per utterance, corpus order: its start in
+                                                    its split's stream and its length (separator excluded)
+    <corpus>/views/<view>-<key>/splits.npy           (n,) uint8: each utterance's split, a code into SPLITS
+    <corpus>/views/<view>-<key>/ids.json             utterance ids, in corpus order
     <corpus>/views/<view>-<key>/vocab.json, manifest.json (written last)
-All views of one utterance come from the same corpus row: rows.json is the corpus order for every view.
+All views of one utterance come from the same corpus row: the corpus order is the order of every view.
+The streams are written shard by shard while encoding (only one corpus shard's rows, renderings and units
+are in memory at a time) and read memory-mapped: training slices its windows straight from them.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import io
 import json
 import logging
+from array import array
 from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import tee
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from modevo.cache import atomic_dir, stable_hash
 from modevo.corpus.build import CorpusPaths, build, load_corpus, load_manifest
 from modevo.corpus.config import CorpusConfig
-from modevo.corpus.render import build_rendering, load_rendering
+from modevo.corpus.render import RenderingPaths, build_rendering
 from modevo.errors import InputError
 from modevo.units.config import UnitsConfig
 from modevo.views.bpe import train_bpe
@@ -31,9 +42,13 @@ from modevo.views.config import ViewsConfig
 from modevo.views.encode import Encoder, bpe_text, mean_frames
 from modevo.views.registry import ViewSpec, parse_view
 
+if TYPE_CHECKING:
+    from modevo.units.build import UnitsPaths
+
 log = logging.getLogger("modevo.views")
 
-STAGE_VERSION = "views-1"
+STAGE_VERSION = "views-2"  # 2: per-split memory-mapped streams written shard by shard
+SPLITS = ("train", "valid", "test")
 
 
 @dataclass
@@ -43,24 +58,57 @@ class ViewsStageConfig:
     views: ViewsConfig = field(default_factory=ViewsConfig)
 
 
-@dataclass(frozen=True)
+def stream_dtype(vocab_size: int) -> np.dtype:
+    """uint16 while every id fits (at most 65,535 types), uint32 above."""
+    return np.dtype(np.uint16 if vocab_size <= 65535 else np.uint32)
+
+
+@dataclass(frozen=True, eq=False)
 class ViewData:
-    """A built view, loaded: tokens of utterance i are tokens[offsets[i]:offsets[i+1]]."""
+    """A built view, memory-mapped: utterance i is stream(its split)[start:start + length]."""
 
     spec: ViewSpec
     root: Path
-    tokens: np.ndarray
-    offsets: np.ndarray
-    ids: list[str]
-    splits: list[str]
     vocab: list[str]
     manifest: dict
+    index: np.ndarray  # (n, 2) int64: start in its split's stream, length
+    split_codes: np.ndarray  # (n,) uint8: code into SPLITS
+    streams: dict = field(repr=False)  # split → (tokens,) memmap, separators in place
+
+    def stream(self, split: str) -> np.ndarray:
+        """The split's utterances in corpus order, each followed by the separator 0 (a read-only memmap)."""
+        if split not in self.streams:
+            raise InputError(f"no split '{split}' in view {self.spec.name} (splits: {', '.join(SPLITS)})")
+        return self.streams[split]
 
     def utterance(self, i: int) -> np.ndarray:
-        return self.tokens[self.offsets[i]:self.offsets[i + 1]]
+        start, n = (int(x) for x in self.index[i])
+        return np.asarray(self.streams[SPLITS[self.split_codes[i]]][start:start + n])
 
     def split_mask(self, split: str) -> np.ndarray:
-        return np.asarray([s == split for s in self.splits])
+        return np.asarray(self.split_codes) == SPLITS.index(split)
+
+    def __len__(self) -> int:
+        return len(self.split_codes)
+
+    @cached_property
+    def ids(self) -> list[str]:
+        return json.loads((self.root / "ids.json").read_text())
+
+    @cached_property
+    def splits(self) -> list[str]:
+        return [SPLITS[c] for c in np.asarray(self.split_codes).tolist()]
+
+
+def _shard_table(folder: Path, columns: list[str] | None = None) -> list[dict]:
+    """One `datasets` shard as row dicts (plain Python values, as the whole-corpus loaders give)."""
+    from modevo.shards import load_shard
+
+    ds = load_shard(folder)
+    cols = columns or ds.column_names
+    if not len(ds):
+        return []
+    return [dict(zip(cols, vals)) for vals in zip(*(ds[c] for c in cols))]
 
 
 def _corpus_rows(corpus: CorpusPaths) -> list[dict]:
@@ -69,40 +117,58 @@ def _corpus_rows(corpus: CorpusPaths) -> list[dict]:
 
 
 class ViewContext:
-    """What several views share while one `views build` runs: corpus rows, BPE models, renderings, units."""
+    """What several views share while one `views build` runs: the corpus, BPE models, renderings, units.
+
+    The corpus is read shard by shard (`iter_shards`); `rows` (every row at once, for task construction)
+    is loaded on first use only."""
 
     def __init__(self, stage: ViewsStageConfig, progress: bool):
         self.stage, self.progress = stage, progress
         build(stage.corpus, progress=progress)
         self.manifest, self.corpus = load_manifest(stage.corpus)
-        self.rows = _corpus_rows(self.corpus)
+        self._rows: list[dict] | None = None
         self._cache: dict = {}
+
+    @property
+    def rows(self) -> list[dict]:
+        if self._rows is None:
+            self._rows = _corpus_rows(self.corpus)
+        return self._rows
 
     def train_rows(self) -> list[dict]:
         return [r for r in self.rows if r["split"] == "train"]
+
+    def iter_shards(self):
+        """(shard index, its corpus rows) in corpus order, one shard in memory at a time."""
+        for i in range(self.manifest["shards"]):
+            yield i, _shard_table(self.corpus.shards / f"{i:05d}" / "data")
+
+    def iter_rows(self, split: str | None = None):
+        """Corpus rows in order (of one split), streamed shard by shard."""
+        for _, rows in self.iter_shards():
+            yield from (r for r in rows if split is None or r["split"] == split)
 
     def bpe_folder(self, spec: ViewSpec, vocab_size: int) -> Path:
         key = (spec.family, vocab_size)
         if key not in self._cache:
             cfg = self.stage.views
-            sentences = [bpe_text(r, spec, cfg) for r in self.train_rows()]
+            sentences = _Reiterable(lambda: (bpe_text(r, spec, cfg) for r in self.iter_rows("train")))
             root = Path(self.stage.units.tokenizers_dir)
             self._cache[key] = train_bpe(sentences, vocab_size, root, spec.family, cfg.bpe_max_sentences)
         return self._cache[key]
 
-    def rendering(self, name: str) -> tuple[dict, str]:
-        """Rendering rows by utterance id (built if missing) and the rendering's cache key."""
+    def rendering(self, name: str) -> tuple[RenderingPaths, str]:
+        """A rendering's folders (built if missing) and its cache key; `rendering_shard` reads its rows."""
         key = ("rendering", name)
         if key not in self._cache:
             paths = build_rendering(self.stage.corpus, name, progress=self.progress)
-            ds = load_rendering(paths)
-            cols = ["id", "frames", "durations_ms", "start_ms"]
-            self._cache[key] = ({r[0]: dict(zip(cols, r)) for r in zip(*(ds[c] for c in cols))}, paths.root.name)
+            self._cache[key] = (paths, paths.root.name)
         return self._cache[key]
 
-    def units(self, rendering: str, tokenizer: str) -> tuple[dict, dict]:
-        """Units by utterance id for one rendering and tokenizer, and the units manifest."""
-        from modevo.units.build import build_units, load_units
+    def units(self, rendering: str, tokenizer: str) -> tuple[UnitsPaths, dict]:
+        """The units folders of one rendering and tokenizer (built if missing) and the units manifest;
+        `units_shard` reads them."""
+        from modevo.units.build import build_units
 
         key = ("units", rendering, tokenizer)
         if key not in self._cache:
@@ -112,9 +178,40 @@ class ViewContext:
             for name in ucfg.renderings:
                 build_rendering(self.stage.corpus, name, progress=self.progress)
             paths = build_units(ucfg, self.stage.corpus, progress=self.progress)[rendering]
-            ds = load_units(paths)
-            self._cache[key] = (dict(zip(ds["id"], ds["units"])), json.loads(paths.manifest.read_text()))
+            self._cache[key] = (paths, json.loads(paths.manifest.read_text()))
         return self._cache[key]
+
+
+class _Reiterable:
+    """An iterable that can be walked more than once, each time streaming afresh (train_bpe hashes its
+    sentences, then trains on them)."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __iter__(self):
+        return iter(self.make())
+
+
+def rendering_shard(paths: RenderingPaths, index: int) -> dict[str, dict]:
+    """One shard of a rendering: rows (id, frames, durations_ms, start_ms) by utterance id."""
+    rows = _shard_table(paths.shards / f"{index:05d}" / "data", ["id", "frames", "durations_ms", "start_ms"])
+    return {r["id"]: r for r in rows}
+
+
+def units_shard(paths: UnitsPaths, index: int) -> dict[str, list]:
+    """One shard of a rendering's units: unit ids by utterance id."""
+    return {r["id"]: r["units"] for r in _shard_table(paths.shards / f"{index:05d}" / "data", ["id", "units"])}
+
+
+def _rendered_train_rows(ctx: ViewContext, name: str):
+    """(corpus row, rendering row) of every train utterance, in corpus order, shard by shard."""
+    paths, _ = ctx.rendering(name)
+    for shard, rows in ctx.iter_shards():
+        train = [r for r in rows if r["split"] == "train"]
+        if train:
+            rend = rendering_shard(paths, shard)
+            yield from ((r, rend[r["id"]]) for r in train)
 
 
 def _text_bpe_tokens_per_word(ctx: ViewContext) -> float:
@@ -124,8 +221,21 @@ def _text_bpe_tokens_per_word(ctx: ViewContext) -> float:
 
 
 def _tokens_per_word(enc: Encoder, ctx: ViewContext) -> float:
-    sample = [r for r in ctx.rows if r["split"] == "valid"][:2000] or ctx.rows[:2000]
+    sample = _sample_rows(ctx, 2000)
     return sum(len(enc.encode(r)) for r in sample) / max(1, sum(len(r["words"]) for r in sample))
+
+
+def _sample_rows(ctx: ViewContext, n: int) -> list[dict]:
+    """The first n valid rows, or (a corpus without a valid split) the first n rows; read until found."""
+    valid, first = [], []
+    for r in ctx.iter_rows():
+        if len(first) < n:
+            first.append(r)
+        if r["split"] == "valid":
+            valid.append(r)
+            if len(valid) == n:
+                break
+    return valid or first
 
 
 def _phone_bpe_vocab(ctx: ViewContext) -> tuple[int, dict]:
@@ -170,9 +280,9 @@ def _encoder_and_inputs(spec: ViewSpec, ctx: ViewContext) -> tuple[Encoder, dict
         enc.item_inputs = {"name": spec.name, "bpe": folder.name}
         return enc, inputs, {"bpe_model": str(folder), "vocab_search": info}
     if spec.family == "phone-repeat" and spec.rendering == "mean":
-        rend, key = ctx.rendering(cfg.mean_from)
-        train = ctx.train_rows()
-        means = mean_frames([rend[r["id"]] for r in train], train)
+        _, key = ctx.rendering(cfg.mean_from)
+        crows, rrows = tee(_rendered_train_rows(ctx, cfg.mean_from))  # consumed in step: one pair buffered
+        means = mean_frames((rr for _, rr in rrows), (cr for cr, _ in crows))
         inputs["mean_from"] = key
         enc = Encoder(spec, cfg, mean_frames=means)
         enc.item_inputs = {"name": spec.name, "mean_from": key}
@@ -210,41 +320,115 @@ def build_view(spec: ViewSpec, ctx: ViewContext) -> Path:
         return root
     rend = ctx.rendering(spec.rendering)[0] if spec.frame_level and spec.rendering != "mean" else None
     units = ctx.units(spec.rendering, spec.tokenizer)[0] if spec.family == "speech" else None
-    pieces = []
-    for r in ctx.rows:
-        rr = rend[r["id"]] if rend is not None else None
-        pieces.append(enc.encode(r, rendering=rr, units=np.asarray(units[r["id"]]) if units is not None else None))
-    lengths = np.asarray([len(p) for p in pieces], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    dtype = np.uint16 if len(enc) <= 65535 else np.int32
-    tokens = np.concatenate(pieces).astype(dtype) if pieces else np.zeros(0, dtype)
-    words = np.asarray([len(r["words"]) for r in ctx.rows])
-    splits = np.asarray([r["split"] for r in ctx.rows])
-    per_split = {s: {"utterances": int((splits == s).sum()), "tokens": int(lengths[splits == s].sum()),
-                     "words": int(words[splits == s].sum())} for s in ("train", "valid", "test")}
-    manifest = {
-        "view": spec.name, "family": spec.family, "paper_name": spec.paper_name, "granularity": spec.granularity,
-        "rendering": spec.rendering, "tokenizer": spec.tokenizer, "settings": view_settings(ctx.stage.views),
-        "inputs": inputs, "stage_version": STAGE_VERSION, "key": key, "vocab_size": len(enc),
-        "utterances": len(ctx.rows), "tokens": int(lengths.sum()), "splits": per_split,
-        "tokens_per_word": float(lengths.sum() / max(1, words.sum())),
-        "empty_utterances": int((lengths == 0).sum()),
-        "content_hash": stable_hash([_digest(tokens), _digest(offsets)], 64),
-        **info,
-    }
     with atomic_dir(root) as tmp:
-        np.save(tmp / "tokens.npy", tokens)
-        np.save(tmp / "offsets.npy", offsets)
-        (tmp / "rows.json").write_text(json.dumps({"ids": [r["id"] for r in ctx.rows], "splits": splits.tolist(),
-                                                   "words": words.tolist()}))
+        out = StreamWriter(tmp, stream_dtype(len(enc)))
+        for shard, rows in ctx.iter_shards():  # one shard's rows, rendering rows and units at a time
+            rr = rendering_shard(rend, shard) if rend is not None and rows else None
+            uu = units_shard(units, shard) if units is not None and rows else None
+            out.add_shard(rows, [enc.encode(r, rendering=rr[r["id"]] if rr is not None else None,
+                                            units=np.asarray(uu[r["id"]]) if uu is not None else None)
+                                 for r in rows])
+        summary = out.close()
+        lengths = summary.pop("lengths")
+        manifest = {
+            "view": spec.name, "family": spec.family, "paper_name": spec.paper_name, "granularity": spec.granularity,
+            "rendering": spec.rendering, "tokenizer": spec.tokenizer, "settings": view_settings(ctx.stage.views),
+            "inputs": inputs, "stage_version": STAGE_VERSION, "key": key, "vocab_size": len(enc),
+            "tokens_per_word": summary["tokens"] / max(1, summary.pop("words")),
+            "empty_utterances": int((lengths == 0).sum()), **summary, **info,
+        }
         (tmp / "vocab.json").write_text(json.dumps(enc.vocab))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
     return root
 
 
-def _digest(tokens: np.ndarray) -> str:
-    import hashlib
+class StreamWriter:
+    """Writes a view's folder incrementally: per split, a .npy stream appended shard by shard (the header
+    is rewritten with the final length at the end), the per-utterance index and ids. Memory holds one
+    shard's tokens plus 17 bytes per utterance (split code, start, length)."""
 
+    def __init__(self, folder: Path, dtype: np.dtype):
+        self.folder, self.dtype = Path(folder), np.dtype(dtype)
+        self.files = {s: open(self.folder / f"stream-{s}.npy", "wb") for s in SPLITS}
+        self.header = {s: self._header(0) for s in SPLITS}
+        for s, f in self.files.items():
+            f.write(self.header[s])
+        self.length = dict.fromkeys(SPLITS, 0)  # tokens written per split, separators included
+        self.digest = {s: hashlib.sha256() for s in SPLITS}
+        self.words = {s: 0 for s in SPLITS}
+        self.utterances = {s: 0 for s in SPLITS}
+        self.codes, self.starts, self.lengths = array("B"), array("q"), array("q")
+        self.ids = open(self.folder / "ids.json", "w")
+        self.ids.write("[")
+        self.n = 0
+
+    def _header(self, n: int) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                   "fortran_order": False, "shape": (n,)})
+        return buf.getvalue()
+
+    def add_shard(self, rows: list[dict], pieces: list[np.ndarray]) -> None:
+        """One shard's rows (corpus order) and their tokens (separators not included)."""
+        per_split: dict = {s: [] for s in SPLITS}
+        for r, p in zip(rows, pieces):
+            s = r["split"]
+            code = SPLITS.index(s)
+            self.codes.append(code)
+            self.starts.append(self.length[s])
+            self.lengths.append(len(p))
+            self.length[s] += len(p) + 1
+            self.words[s] += len(r["words"])
+            self.utterances[s] += 1
+            per_split[s].extend((p, _SEP))
+            self.ids.write(("," if self.n else "") + json.dumps(r["id"]))
+            self.n += 1
+        for s, parts in per_split.items():
+            if parts:
+                data = np.concatenate(parts).astype(self.dtype, copy=False).tobytes()
+                self.files[s].write(data)
+                self.digest[s].update(data)
+
+    def close(self) -> dict:
+        """Finish the files; returns the manifest's counts, the content hash and the lengths (n,) array."""
+        self.ids.write("]")
+        self.ids.close()
+        for s, f in self.files.items():
+            header = self._header(self.length[s])
+            if len(header) == len(self.header[s]):
+                f.seek(0)
+                f.write(header)
+                f.close()
+            else:  # a numpy whose header size depends on the length: write the file again behind it
+                f.close()
+                self._rewrite(s, header)
+        codes = np.frombuffer(self.codes, dtype=np.uint8) if self.n else np.zeros(0, np.uint8)
+        lengths = np.frombuffer(self.lengths, dtype=np.int64) if self.n else np.zeros(0, np.int64)
+        starts = np.frombuffer(self.starts, dtype=np.int64) if self.n else np.zeros(0, np.int64)
+        np.save(self.folder / "index.npy", np.stack([starts, lengths], axis=1).reshape(-1, 2))
+        np.save(self.folder / "splits.npy", codes)
+        content = stable_hash([self.digest[s].hexdigest() for s in SPLITS]
+                              + [_digest(lengths), _digest(codes), str(self.dtype)], 64)
+        splits = {s: {"utterances": self.utterances[s], "tokens": self.length[s] - self.utterances[s],
+                      "words": self.words[s]} for s in SPLITS}
+        return {"utterances": self.n, "tokens": int(lengths.sum()), "words": sum(self.words.values()),
+                "splits": splits, "dtype": str(self.dtype), "content_hash": content, "lengths": lengths}
+
+    def _rewrite(self, split: str, header: bytes) -> None:
+        path = self.folder / f"stream-{split}.npy"
+        tmp = path.with_name(path.name + ".tmp")
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            src.seek(len(self.header[split]))
+            dst.write(header)
+            while chunk := src.read(1 << 24):
+                dst.write(chunk)
+        tmp.replace(path)
+
+
+_SEP = np.zeros(1, np.int64)
+
+
+def _digest(tokens: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(tokens).tobytes()).hexdigest()
 
 
@@ -261,11 +445,15 @@ def build_views(stage: ViewsStageConfig, names: list[str] | None = None, progres
 
 
 def load_view(root: Path) -> ViewData:
+    """A built view, memory-mapped (nothing is read into memory but the index and the vocabulary)."""
     root = Path(root)
     if not (root / "manifest.json").exists():
         raise InputError(f"{root} is not a built view (no manifest.json)")
     manifest = json.loads((root / "manifest.json").read_text())
-    rows = json.loads((root / "rows.json").read_text())
-    return ViewData(spec=parse_view(manifest["view"]), root=root, tokens=np.load(root / "tokens.npy"),
-                    offsets=np.load(root / "offsets.npy"), ids=rows["ids"], splits=rows["splits"],
-                    vocab=json.loads((root / "vocab.json").read_text()), manifest=manifest)
+    if not (root / "stream-train.npy").exists():
+        raise InputError(f"{root} was built by an older modevo (stage {manifest.get('stage_version')}, no "
+                         f"stream-train.npy): run `modevo views build` again")
+    return ViewData(spec=parse_view(manifest["view"]), root=root, vocab=json.loads((root / "vocab.json").read_text()),
+                    manifest=manifest, index=np.load(root / "index.npy", mmap_mode="r"),
+                    split_codes=np.load(root / "splits.npy", mmap_mode="r"),
+                    streams={s: np.load(root / f"stream-{s}.npy", mmap_mode="r") for s in SPLITS})
