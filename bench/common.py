@@ -123,24 +123,35 @@ def matmul_peak(device: str = "cpu", dtype=None, n: int = 4096, seconds: float =
     return best
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of a process and all its descendants, read from /proc (0 where /proc is absent)."""
-    parents, rss = {}, {}
+def process_tree(root: int) -> list[int]:
+    """A process and all its descendants, from /proc (just the root where /proc is absent)."""
+    parents = {}
     for d in Path("/proc").glob("[0-9]*"):
         try:
-            status = (d / "status").read_text()
+            stat = (d / "stat").read_text()
         except OSError:
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        parents[int(d.name)] = int(fields.get("PPid", "0").strip() or 0)
-        rss[int(d.name)] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+        parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])  # field 4, after the command name
     tree, frontier = {root}, [root]
     while frontier:
         p = frontier.pop()
         kids = [c for c, pp in parents.items() if pp == p and c not in tree]
         tree.update(kids)
         frontier.extend(kids)
-    return sum(rss.get(p, 0) for p in tree)
+    return sorted(tree)
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants, read from /proc (0 where /proc is absent)."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        total += int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    return total
 
 
 def run_measured(cmd: list[str], env: dict, interval: float = 0.2) -> tuple[float, int]:

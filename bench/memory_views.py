@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, save, table, verdict, workspace_env
+from common import ROOT, machine, process_tree, save, table, verdict, workspace_env
 
 
 def _kb(text: str, field: str) -> int | None:
@@ -32,29 +32,11 @@ def _kb(text: str, field: str) -> int | None:
     return None
 
 
-def _tree(root: int) -> list[int]:
-    """A process and all its descendants, from /proc."""
-    parents = {}
-    for d in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])  # field 4, after the command name
-    tree, frontier = {root}, [root]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, pp in parents.items() if pp == p and c not in tree]
-        tree.update(kids)
-        frontier.extend(kids)
-    return sorted(tree)
-
-
 def tree_memory(root: int) -> tuple[int, int, str]:
     """(summed PSS, summed RSS, "pss" or "rss": what the first figure is) of a process tree, in bytes."""
     pss = rss = 0
     kind = "pss"
-    for pid in _tree(root):
+    for pid in process_tree(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
