@@ -287,3 +287,18 @@ def test_summary_mde_uses_the_design_effect():
     assert m["between_runs"] == pytest.approx(stats.mde(300, deff=m["design_effect"]))
     assert m["vs_chance"] == pytest.approx(stats.mde_vs_chance(300, deff=m["design_effect"]))
     assert _mde(values, None)["between_runs"] == pytest.approx(stats.mde(300))  # no clusters: as before
+
+
+def test_intervals_stay_inside_what_a_mean_can_be():
+    # two clusters: t with 1 df expands the percentile interval far beyond [0, 1] before the cut
+    from modevo.score import stats as st
+
+    values = np.array([1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.5])
+    clusters = ["a", "a", "a", "b", "b", "b", "b"]
+    e = st.bootstrap_ci(values, clusters=clusters, n_boot=500)
+    assert 0.0 <= e.lo <= e.mean <= e.hi <= 1.0 and (e.lo == 0.0 or e.hi == 1.0)
+    d = st.paired_bootstrap(values, values[::-1], clusters=clusters, n_boot=500)
+    assert -1.0 <= d.lo <= d.hi <= 1.0
+    h = st.hierarchical_ci(np.stack([values, values[::-1]]) - np.stack([values[::-1], values]), n_boot=500,
+                           bounds=st.DIFF_RANGE)
+    assert -1.0 <= h.lo and h.hi <= 1.0 and h.lo < 0 < h.hi  # a difference may be negative: not cut at 0

@@ -31,7 +31,8 @@ def _matrix(runs: list[Run], key: str):
 
 def _ci(m: np.ndarray, groups: list[str]) -> stats.Estimate:
     clusters = groups if len(set(groups)) < len(groups) else None
-    return stats.hierarchical_ci(m, clusters=clusters) if len(m) > 1 else stats.bootstrap_ci(m[0], clusters=clusters)
+    return stats.hierarchical_ci(m, clusters=clusters, bounds=stats.SCORE_RANGE) if len(m) > 1 \
+        else stats.bootstrap_ci(m[0], clusters=clusters)
 
 
 def _fmt(mean, lo=None, hi=None) -> str:

@@ -213,7 +213,14 @@ def _chi2_ppf(q: float, df: float) -> float:
     return df * max(1e-3, 1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
 
 
-def _estimate(matrix, clusters, n_boot, level, seed, p_value=False) -> Estimate:
+SCORE_RANGE = (0.0, 1.0)  # an item's score, so any accuracy
+DIFF_RANGE = (-1.0, 1.0)  # a paired difference of two scores
+
+
+def _estimate(matrix, clusters, n_boot, level, seed, p_value=False, bounds=SCORE_RANGE) -> Estimate:
+    """bounds: the values the estimated mean can take. The t-expanded interval is cut to them (with 2 tSC
+    documents at smoke, t(1 df) would print [-7, 143]%); that never removes a possible true value, so
+    coverage is unchanged."""
     _check_boot(n_boot, level)
     boot, method = _resample(matrix, clusters, int(n_boot), seed)
     q = 1 - (1 - level) / 2
@@ -233,6 +240,7 @@ def _estimate(matrix, clusters, n_boot, level, seed, p_value=False) -> Estimate:
         else:  # no spread: the percentile rule (ties count on both sides; +1 keeps it above zero)
             tail = min(np.sum(boot <= 0), np.sum(boot >= 0))
             p = float(min(1.0, 2 * (tail + 1) / (n_boot + 1)))
+    lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return Estimate(mean, float(lo), float(hi), matrix.shape[1], int(n_boot), level, seed, method, p,
                     se=float(se), df=float(df) if math.isfinite(df) else None, pct_lo=pct_lo, pct_hi=pct_hi)
 
@@ -243,12 +251,14 @@ def bootstrap_ci(values, clusters=None, n_boot: int = 10_000, level: float = 0.9
     return _estimate(_array(values, "values")[None, :], clusters, n_boot, level, seed)
 
 
-def hierarchical_ci(matrix, clusters=None, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> Estimate:
-    """CI of accuracy over training seeds AND items: (n_seeds, n_items) scores on the same items.
+def hierarchical_ci(matrix, clusters=None, n_boot: int = 10_000, level: float = 0.95, seed: int = 0,
+                    bounds: tuple[float, float] = DIFF_RANGE) -> Estimate:
+    """CI over training seeds AND items of (n_seeds, n_items) per-seed paired differences, or of scores
+    (accuracy: pass bounds=SCORE_RANGE; the default never cuts a possible value of either).
 
     Resampling seeds as well counts run-to-run variance, which an item bootstrap of one run ignores.
     """
-    return _estimate(_array(matrix, "matrix", 2), clusters, n_boot, level, seed)
+    return _estimate(_array(matrix, "matrix", 2), clusters, n_boot, level, seed, bounds=bounds)
 
 
 def _paired_diff(a, b) -> np.ndarray:
@@ -261,7 +271,7 @@ def _paired_diff(a, b) -> np.ndarray:
 def paired_bootstrap(a, b, clusters=None, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> Estimate:
     """CI and two-sided p-value of mean(b) - mean(a) on the same items, resampling items jointly so the
     shared item difficulty cancels (much tighter than comparing two separate CIs)."""
-    return _estimate(_paired_diff(a, b)[None, :], clusters, n_boot, level, seed, p_value=True)
+    return _estimate(_paired_diff(a, b)[None, :], clusters, n_boot, level, seed, p_value=True, bounds=DIFF_RANGE)
 
 
 def tost(a, b, margin: float = 0.02, clusters=None, alpha: float = 0.05, n_boot: int = 10_000,
@@ -283,7 +293,7 @@ def tost(a, b, margin: float = 0.02, clusters=None, alpha: float = 0.05, n_boot:
         diff = b2 - a2
     else:
         diff = _paired_diff(a, b)[None, :]
-    est = _estimate(diff, clusters, n_boot, 1 - 2 * alpha, seed)
+    est = _estimate(diff, clusters, n_boot, 1 - 2 * alpha, seed, bounds=DIFF_RANGE)
     return {"equivalent": bool(-margin < est.lo and est.hi < margin), "margin": margin, "alpha": alpha,
             "mean": est.mean, "lo": est.lo, "hi": est.hi, "level": est.level, "n": est.n,
             "n_boot": est.n_boot, "seed": seed, "method": f"TOST via {est.method}"}
