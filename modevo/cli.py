@@ -119,15 +119,19 @@ def _views_config(args):
 def cmd_units_build(args) -> int:
     from modevo.corpus.build import build
     from modevo.corpus.render import build_rendering
+    from modevo.frames import parse_rate, rate_suffix
     from modevo.units.build import build_units
+    from modevo.units.registry import tokenizer_params
 
+    rate = parse_rate(args.rate)
     if args.tokenizer:
         args.overrides = list(args.overrides) + [f"units.tokenizer={args.tokenizer}"]
     stage = _views_config(args)
+    tokenizer_params(stage.units, rate)  # a rate this tokenizer cannot give: refused before the corpus is built
     build(stage.corpus, progress=not args.no_progress)
     for name in stage.units.renderings:
         build_rendering(stage.corpus, name, progress=not args.no_progress)
-    out = build_units(stage.units, stage.corpus, progress=not args.no_progress)
+    out = build_units(stage.units, stage.corpus, progress=not args.no_progress, rate_hz=rate)
     import json
 
     from modevo.units.quality import QUALITY_HEADER, quality_columns
@@ -135,7 +139,8 @@ def cmd_units_build(args) -> int:
     print(f"{'units':<40}{QUALITY_HEADER}   (held-out, no silence)")
     for name, paths in out.items():
         m = json.loads(paths.manifest.read_text())
-        print(f"{m['tokenizer'] + ' @ ' + name:<40}{quality_columns(m['vocab_size'], m['quality']['speech'])}")
+        label = f"{m['tokenizer']}{rate_suffix(rate)} @ {name}"  # as a view names it: mel-kmeans:25hz
+        print(f"{label:<40}{quality_columns(m['vocab_size'], m['quality']['speech'])}")
     return 0
 
 
@@ -389,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     ub = units_cmds.add_parser("build", help="train (or reuse) the tokenizer, encode the renderings, score units")
     _add_config_args(ub, num_proc="worker processes for the corpus stage", progress=True)
     ub.add_argument("--tokenizer", default=None, help="mel-kmeans | phonetic-kmeans | hubert-kmeans | encodec")
+    ub.add_argument("--rate", default="50hz", metavar="RATE",
+                    help="unit frame rate, 50 Hz / n (50hz, 25hz, 12.5hz...): k-means tokenizers average n 50 Hz "
+                         "feature frames before k-means (default 50hz)")
     ub.set_defaults(func=cmd_units_build)
 
     views_cmds = _commands(stages, "views", "the conditions as token sequences (the modality registry)")

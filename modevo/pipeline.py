@@ -27,6 +27,7 @@ from modevo.config import load, to_dict
 from modevo.errors import InputError
 from modevo.jobs import PARENT_ENV
 from modevo.machine import describe as describe_machine
+from modevo.frames import DEFAULT_RATE_HZ, rate_suffix
 from modevo.views.registry import parse_view
 
 TEXT_SENTENCES_PER_S = 180.0
@@ -156,8 +157,7 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
                       mx + ["corpus", "build", "--config", str(configs / "corpus" / f"{scale}.yaml"), "--text-only",
                             *corpus_over]))
     specs = [parse_view(v, tokenizer) for v in views]
-    renderings = sorted({s.rendering if s.rendering != "mean" else base.views.mean_from
-                         for s in specs if s.frame_level})
+    renderings = sorted({r for s in specs for r in s.view_family.cache_renderings(s, base.views)})
     audio_s = guess * SECONDS_PER_SENTENCE
     for name in renderings:
         done = False
@@ -167,11 +167,13 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
         steps.append(Step("rendering", f"speech rendering '{name}'", done, None if done else audio_s / AUDIO_REALTIME,
                           mx + ["corpus", "build", "--config", str(configs / "corpus" / f"{scale}.yaml"),
                                 "--renderings", name, *corpus_over]))
-    if any(s.family == "speech" for s in specs):
-        steps.append(Step("units", f"{tokenizer} units of {', '.join(renderings)} (reused if cached)", False,
+    for rate in sorted({s.rate_hz for s in specs if s.view_family.reads_units}, reverse=True):
+        at = rate_suffix(rate).replace(":", " at ")
+        steps.append(Step("units", f"{tokenizer} units of {', '.join(renderings)}{at} (reused if cached)", False,
                           len(renderings) * audio_s / AUDIO_REALTIME,
                           mx + ["units", "build", "--config", str(configs / "views" / f"{scale}.yaml"),
-                                "--tokenizer", tokenizer, *views_over]))
+                                "--tokenizer", tokenizer, *(["--rate", f"{rate:g}hz"] if rate != DEFAULT_RATE_HZ else []),
+                                *views_over]))
     sw = ecfg.tasks.swuggy
     task_pairs = {"sblimp": 4020 * (ecfg.tasks.blimp_per_paradigm or 60) / 60,
                   "swuggy": (sw.n_words + sw.oov_words) * sw.per_word,
@@ -181,11 +183,12 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
     sc = ecfg.score
     milestone_tasks = ecfg.tasks.names if sc.milestone_tasks is None else sc.milestone_tasks
 
-    def tokens_read(tasks, frame_level: bool, window: int) -> float:
-        kind = "frame" if frame_level else "text"
-        lengths = dict(ITEM_TOKENS[kind])
+    def tokens_read(tasks, spec, window: int) -> float:
+        kind = "frame" if spec.frame_level else "text"
+        per_frame = spec.rate_hz / DEFAULT_RATE_HZ if spec.frame_level else 1.0  # the means are at 50 Hz
+        lengths = {t: n * per_frame for t, n in ITEM_TOKENS[kind].items()}
         if ecfg.tasks.cloze.window_words:
-            per_side = CLOZE_WORDS_PER_SIDE * ecfg.tasks.cloze.window_words * TOKENS_PER_WORD[kind]
+            per_side = CLOZE_WORDS_PER_SIDE * ecfg.tasks.cloze.window_words * TOKENS_PER_WORD[kind] * per_frame
             lengths.update({"tsc-topic": per_side, "tsc-in-document": per_side})
         return sum(task_pairs.get(t, 2000) * min(lengths.get(t, 100), window) for t in tasks)
 
@@ -205,15 +208,15 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
             scored_ok = folder is not None and all(scored(folder, c, ecfg) is not None
                                                    for c in checkpoints_of(folder, ecfg.score.checkpoints))
             n_ckpt = stage.train.milestones if sc.checkpoints == "all" else 1
-            grid = 3 if spec.family == "speech" else 1
-            encoding = f"speech/{tokenizer}" if spec.family == "speech" else spec.name
+            grid = len(spec.view_family.test_renderings(spec, list(base.corpus.speech.renderings)))
+            encoding = spec.view_family.item_encoding(spec)
             render_s = 0.0 if encoding in rendered_encodings else \
                 pairs * grid / ITEM_PAIRS_PER_S if spec.frame_level else pairs / 2000
             rendered_encodings.add(encoding)
             window = stage.model.max_seq_len
             # the last milestone: every task × the grid; the others: the grid too, or milestone_tasks on one rendering
-            last = grid * tokens_read(ecfg.tasks.names, spec.frame_level, window)
-            earlier = (1 if sc.milestone_tasks is not None else grid) * tokens_read(milestone_tasks, spec.frame_level, window)
+            last = grid * tokens_read(ecfg.tasks.names, spec, window)
+            earlier = (1 if sc.milestone_tasks is not None else grid) * tokens_read(milestone_tasks, spec, window)
             # two sides a pair, read at ~2x the training tokens/s (measured here: small padded batches and
             # per-layer read-outs keep scoring from the ~3x a forward's share of a training step would give)
             score_s = (last + (n_ckpt - 1) * earlier) / rate

@@ -16,7 +16,7 @@ from modevo.corpus.phones import PHONES, VOWELS, g2p_predict, word_phones
 from modevo.corpus.synth import frame_index
 from modevo.views.bpe import phone_symbols, train_bpe
 from modevo.views.config import ViewsConfig
-from modevo.views.encode import BOUNDARY, Encoder, bpe_text, phone_tokens, row_phones
+from modevo.views.encode import BOUNDARY, bpe_text, make_encoder, phone_tokens, row_phones
 from modevo.views.registry import SEP_ID, parse_view
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -110,7 +110,7 @@ def _split_words(tokens: list[str]) -> list[list[str]]:
 @given(_WORDS, _SETTING)
 def test_text_char_round_trips(words, setting):
     cfg = ViewsConfig(word_boundaries=setting[0], stress=setting[1])
-    enc = Encoder(parse_view("text-char"), cfg)
+    enc = make_encoder(parse_view("text-char"), cfg)
     row = _row(words, [])
     ids = enc.encode(row)
     assert SEP_ID not in ids
@@ -121,7 +121,7 @@ def test_text_char_round_trips(words, setting):
 @given(_PHONE_WORDS, _SETTING)
 def test_phone_round_trips(phones, setting):
     cfg = ViewsConfig(word_boundaries=setting[0], stress=setting[1])
-    enc = Encoder(parse_view("phone"), cfg)
+    enc = make_encoder(parse_view("phone"), cfg)
     row = _row(["w"] * len(phones), phones)
     ids = enc.encode(row)
     assert SEP_ID not in ids
@@ -142,8 +142,9 @@ def test_phone_repeat_round_trips_through_its_frames(data, phones, setting, rend
     n = len(flat)
     frames = data.draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))
     mean = {p: data.draw(st.integers(1, 6)) for p in PHONES}
-    enc = Encoder(parse_view(f"phone-repeat@{rendering}"), cfg, mean_frames=mean)
-    ids = enc.encode(row, rendering={"frames": frames})
+    enc = make_encoder(parse_view(f"phone-repeat@{rendering}"), cfg, mean_frames=mean)
+    starts = 20.0 * np.concatenate([[0], np.cumsum(frames)[:-1]])  # phones on the 20 ms grid: exactly `frames`
+    ids = enc.encode(row, rendering={"start_ms": starts.tolist(), "durations_ms": [20.0 * f for f in frames]})
     tokens = enc.decode(ids)
     counts = [max(1, f) for f in frames] if rendering == "fixed" else [mean[p] for w in row["phones"] for p in w]
     assert len(tokens) == sum(counts) + (len(phones) - 1 if cfg.word_boundaries else 0)
@@ -158,14 +159,14 @@ def test_phone_repeat_round_trips_through_its_frames(data, phones, setting, rend
         out.append(flat[k])
         i += counts[k]
         k += 1
-    phone_ids = Encoder(parse_view("phone"), cfg).encode(row)
+    phone_ids = make_encoder(parse_view("phone"), cfg).encode(row)
     assert out == enc.decode(phone_ids)
 
 
 @SETTINGS
 @given(st.lists(st.integers(0, 31), min_size=1, max_size=80), st.data())
 def test_speech_units_round_trip_inside_the_phone_span(units, data):
-    enc = Encoder(parse_view("speech@fixed/mel-kmeans"), ViewsConfig(), n_units=32)
+    enc = make_encoder(parse_view("speech@fixed/mel-kmeans"), ViewsConfig(), n_units=32)
     n = len(units)
     start = data.draw(st.integers(0, n - 1))
     durations = data.draw(st.lists(st.integers(1, 60), min_size=1, max_size=5))
@@ -198,7 +199,7 @@ def bpe_folders(tmp_path_factory):
 def test_text_bpe_round_trips(bpe_folders, words, boundaries):
     cfg = ViewsConfig(word_boundaries=boundaries)
     spec = parse_view("text-bpe")
-    enc = Encoder(spec, cfg, bpe_folder=bpe_folders[("text-bpe", False, False)])
+    enc = make_encoder(spec, cfg, bpe_folder=bpe_folders[("text-bpe", False, False)])
     row = _row(words, [])
     ids = enc.encode(row)
     assert SEP_ID not in ids and ids.max() < len(enc)
@@ -210,7 +211,7 @@ def test_text_bpe_round_trips(bpe_folders, words, boundaries):
 def test_phone_bpe_round_trips_to_phones(bpe_folders, phones, setting):
     cfg = ViewsConfig(word_boundaries=setting[0], stress=setting[1])
     spec = parse_view("phone-bpe")
-    enc = Encoder(spec, cfg, bpe_folder=bpe_folders[("phone-bpe", cfg.stress)])
+    enc = make_encoder(spec, cfg, bpe_folder=bpe_folders[("phone-bpe", cfg.stress)])
     row = _row(["w"] * len(phones), phones)
     ids = enc.encode(row)
     assert SEP_ID not in ids and ids.max() < len(enc)

@@ -9,7 +9,7 @@ from modevo.config import load
 from modevo.corpus import synth
 from modevo.errors import ConfigError
 from modevo.views.build import ViewsStageConfig, build_views, load_view
-from modevo.views.encode import Encoder, _dedup
+from modevo.views.encode import dedup, make_encoder
 from modevo.views.registry import FACTORS, factor_pairs, factors_of, parse_view
 
 needs_espeak = pytest.mark.skipif(not synth.backend_available("espeak"), reason="espeak-ng not installed")
@@ -41,7 +41,7 @@ def test_factor_pairs_are_defined_once():
 
 
 def test_dedup():
-    assert _dedup(np.array([3, 3, 4, 4, 4, 3, 5])).tolist() == [3, 4, 3, 5]
+    assert dedup(np.array([3, 3, 4, 4, 4, 3, 5])).tolist() == [3, 4, 3, 5]
 
 
 @pytest.fixture
@@ -73,9 +73,9 @@ def test_views_round_trip_lengths_and_one_row(views_cfg, cache):
         # phone-repeat@varied has exactly the rendering's frames (a 0-frame phone still appears once)
         assert len(views["phone-repeat@varied"].utterance(i)) == sum(max(1, f) for f in rend[i]["frames"])
         # dedup of phone-repeat gives back the phones (up to repeated identical neighbours)
-        assert _dedup(views["phone-repeat@varied"].utterance(i)).tolist() == _dedup(views["phone"].utterance(i)).tolist()
+        assert dedup(views["phone-repeat@varied"].utterance(i)).tolist() == dedup(views["phone"].utterance(i)).tolist()
     # BPE decodes back to its input
-    enc = Encoder(parse_view("text-bpe"), views_cfg.views, bpe_folder=views["text-bpe"].manifest["bpe_model"])
+    enc = make_encoder(parse_view("text-bpe"), views_cfg.views, bpe_folder=views["text-bpe"].manifest["bpe_model"])
     for i in range(0, len(ids), 11):
         pieces = views["text-bpe"].utterance(i).astype(int) - 1
         assert enc.sp.decode(pieces.tolist()) == "".join(rows[i]["words"])

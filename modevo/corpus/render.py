@@ -27,6 +27,7 @@ from modevo.corpus.build import CorpusPaths, load_manifest
 from modevo.corpus.config import CorpusConfig
 from modevo.corpus.render_config import RenderingConfig, draw
 from modevo.errors import InputError, MissingToolError
+from modevo.frames import phone_frames
 from modevo.shards import ShardedDir, load_shard, load_shards, save_shard
 
 log = logging.getLogger("modevo.corpus")
@@ -109,14 +110,6 @@ def render_utterance(row: dict, params: synth.RenderParams) -> tuple[dict, np.nd
               "leading_ms": float(out.leading_ms), "trailing_ms": float(out.trailing_ms),
               "n_samples": int(len(out.audio)), "mismatches": int(out.mismatches)}
     return record, out.audio
-
-
-def phone_frames(start_ms, durations_ms) -> np.ndarray:
-    """Frames per phone from its stored (float32) start and duration, on the shared frame rule: a synthetic
-    and a recorded rendering get their frames the same way, so readers recompute them exactly."""
-    starts = np.asarray(start_ms, dtype=np.float32).astype(np.float64)
-    durations = np.asarray(durations_ms, dtype=np.float32).astype(np.float64)
-    return synth.frame_index(starts + durations) - synth.frame_index(starts)
 
 
 def _phone_starts(out: "synth.Rendering", n_per_word: list[int]) -> np.ndarray:

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from modevo.errors import MissingToolError, ModevoError
+from modevo.frames import frame_index
 
 SAMPLE_RATE = 16000
-FRAME_MS = 20.0  # 50 Hz
 
 # ARPAbet (no stress digit) -> espeak-ng English mnemonic. AH, ER and IY have reduced forms when unstressed.
 _ARPABET_TO_ESPEAK = {
@@ -150,12 +150,6 @@ class Rendering:
     trailing_ms: float
     mismatches: int            # input phones not mapped one-to-one onto the synthesiser's phones
     backend: str
-
-
-def frame_index(ms, frame_ms: float = FRAME_MS) -> np.ndarray:
-    """The frame boundary nearest to a time, halves rounded up: THE rule every stage uses (render's
-    frames, the units' frame labels, the speech views' phone span), so they agree on every tie."""
-    return np.floor(np.asarray(ms, dtype=np.float64) / frame_ms + 0.5).astype(np.int64)
 
 
 def frames_50hz(durations_ms: np.ndarray, start_ms: float = 0.0) -> np.ndarray:

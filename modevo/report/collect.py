@@ -17,12 +17,9 @@ from modevo.views.registry import parse_view
 
 log = logging.getLogger("modevo.report")
 
-# Wang et al. (arXiv 2412.17048), converged models, as given by a secondary digest (DESIGN.md): two of its
-# derived deltas do not add up, so these are printed as "secondary source, unverified" wherever they appear.
-PAPER = {  # family → (sWUGGY, sBLIMP, tSC)
-    "text-bpe": (85.1, 74.9, 73.6), "text-char": (85.6, 73.3, 66.0), "phone-bpe": (85.0, 75.0, 70.9),
-    "phone": (85.8, 74.5, 66.6), "phone-repeat": (85.5, 66.2, 58.3), "speech": (50.8, 57.3, 52.9),
-}
+# The paper's converged numbers live beside the family they belong to (ViewFamily.paper_scores): Wang et al.
+# (arXiv 2412.17048), as given by a secondary digest (DESIGN.md): two of its derived deltas do not add up, so
+# they are printed as "secondary source, unverified" wherever they appear. Their order:
 PAPER_TASKS = {"swuggy": 0, "sblimp": 1, "tsc-topic": 2}
 PAPER_NOTE = "paper: Wang et al. 2024, converged, from a secondary digest (unverified)"
 
@@ -59,13 +56,7 @@ def condition_name(view: str, released: list[str] | tuple = ()) -> str:
     a speech row scored on released benchmark audio says which tasks that was:
     'speech-varied (mel-kmeans, synthetic; released audio: swuggy-zr21)'."""
     spec = parse_view(view)
-    if spec.family == "speech":
-        audio = f"; released audio: {', '.join(released)}" if released else ""
-        return f"speech-{spec.rendering} ({spec.tokenizer}, synthetic{audio})"
-    if spec.family == "phone-repeat":
-        return f"phone-repeat@{spec.rendering}" + (" (mean durations)" if spec.rendering == "mean" else
-                                                   " (synthetic durations)")
-    return view
+    return spec.view_family.condition_name(spec, released)
 
 
 def collect(scale: str, runs_dir: str | Path = "runs", tracking_uri: str | None = None,

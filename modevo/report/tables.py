@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modevo.report.collect import PAPER, PAPER_NOTE, PAPER_TASKS, Run, condition_name, released_tasks
+from modevo.report.collect import PAPER_NOTE, PAPER_TASKS, Run, condition_name, released_tasks
 from modevo.errors import InputError
 from modevo.score import stats
 from modevo.score.compare import compare, latest_eval, load_items
@@ -80,8 +80,8 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
                     row[f"{task} − {name}"] = (f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] "
                                                + _BEATS.get(d["verdict"], (d["verdict"],))[0])
                     row.setdefault("_marks", {})[(task, name)] = _BEATS.get(d["verdict"], ("", "≈"))[1]  # for compact()
-            if task in PAPER_TASKS:
-                row[f"{task} paper*"] = f"{PAPER[spec.family][PAPER_TASKS[task]]:.1f}"
+            if task in PAPER_TASKS and spec.view_family.paper_scores:
+                row[f"{task} paper*"] = f"{spec.view_family.paper_scores[PAPER_TASKS[task]]:.1f}"
         rows.append(row)
     return rows
 
@@ -149,10 +149,12 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
     (hierarchical over seeds) CI on the items both rendered, TOST, MDE and the verdict."""
     rows = []
     tokenizers = sorted({parse_view(v).tokenizer for v in conditions if parse_view(v).tokenizer}) or [None]
+    rates = sorted({parse_view(v).rate_hz for v in conditions}, reverse=True)
     for factor in FACTORS:
-        # factor C is one pair set per speech tokenizer present (mel-kmeans, phonetic-kmeans, ...)
-        pairs = dict.fromkeys((a.name, b.name) for t in tokenizers
-                              for a, b in factor_pairs(factor, t or DEFAULT_TOKENIZER))
+        # factor C is one pair set per speech tokenizer present (mel-kmeans, phonetic-kmeans, ...), and each
+        # factor one per frame rate present (a pair at 25 Hz compares two 25 Hz views)
+        pairs = dict.fromkeys((a.name, b.name) for t in tokenizers for rate in rates
+                              for a, b in factor_pairs(factor, t or DEFAULT_TOKENIZER, rate))
         for a_view, b_view in pairs:
             if a_view not in conditions or b_view not in conditions:
                 continue
@@ -193,7 +195,7 @@ def units_table(conditions: dict[str, list[Run]]) -> list[dict]:
     """Held-out unit quality (without silence frames) of each speech condition, beside factor C."""
     rows = []
     for view, runs in conditions.items():
-        if parse_view(view).family != "speech":
+        if not parse_view(view).view_family.reads_units:
             continue
         u = runs[0].results.get("units")
         q = (u or {}).get("quality", {})

@@ -43,7 +43,6 @@ from modevo.views.registry import SEP_ID, ViewSpec, parse_view
 log = logging.getLogger("modevo.tasks")
 
 STAGE_VERSION = "tasks-render-4"
-SPEECH_TEST_RENDERINGS = ("fixed", "varied", "heldout")  # the grid a speech model is tested on
 RELEASED = "released"  # the test condition of a released benchmark's own audio
 
 
@@ -96,7 +95,7 @@ class ItemRenderer:
     @property
     def hears_audio(self) -> bool:
         """Whether this view's tokens come from audio (units), so a released benchmark's files are its items."""
-        return self.spec.family == "speech"
+        return self.spec.view_family.reads_units
 
     @staticmethod
     def audio_source(rendering: str | None) -> str:
@@ -112,12 +111,7 @@ class ItemRenderer:
         tests a released benchmark on its own audio only ("released")."""
         if task is not None and task.audio == "released" and self.hears_audio:
             return [RELEASED]
-        own = self.spec.rendering
-        if self.spec.family == "speech":
-            return [own] + [r for r in SPEECH_TEST_RENDERINGS if r != own and r in self.stage.corpus.speech.renderings]
-        if self.spec.family == "phone-repeat" and own != "mean":
-            return [own]
-        return [None]
+        return self.spec.view_family.test_renderings(self.spec, list(self.stage.corpus.speech.renderings))
 
     def _params(self, rendering: str, item_id: str):
         speech = self.stage.corpus.speech
@@ -129,7 +123,7 @@ class ItemRenderer:
         if self._unit_tokenizer is None:
             from modevo.units.registry import load_tokenizer
 
-            _, um = self.ctx.units(self.spec.rendering, self.spec.tokenizer)
+            _, um = self.ctx.units(self.spec.rendering, self.spec.tokenizer, self.spec.rate_hz)
             self._unit_tokenizer = load_tokenizer(um["tokenizer_folder"])
         return self._unit_tokenizer
 
@@ -144,7 +138,7 @@ class ItemRenderer:
         if given is None and not text.strip():
             return None, "no_transcript"
         if given is not None and not text.strip():
-            if self.spec.family in ("text-bpe", "text-char"):
+            if self.spec.view_family.spelled:
                 return None, "no_spelling"
             words = [f"/{'.'.join(p)}/" for p in given[0]]  # never a training word: in_vocab stays False
             return {"id": item_id, "words": words, "text": " ".join(words), "phones": given[0],
@@ -168,11 +162,10 @@ class ItemRenderer:
                 self._audio_notes.update(notes)
                 self._audio_ids[path] = self.encoder.encode_units(self.unit_tokenizer().encode(pcm))
             return self._audio_ids[path]
-        fam = self.spec.family
-        if fam not in ("phone-repeat", "speech") or (fam == "phone-repeat" and self.spec.rendering == "mean"):
+        if not self.spec.view_family.item_speech(self.spec):
             return self.encoder.encode(row)
         record, audio = render_utterance(row, self._params(rendering, params_id))
-        units = self.unit_tokenizer().encode(audio) if fam == "speech" else None
+        units = self.unit_tokenizer().encode(audio) if self.hears_audio else None
         return self.encoder.encode(row, rendering=record, units=units)
 
     # -- a whole task ---------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def key_config(d: dict) -> dict:
         for k in keys:
             d.get(group, {}).pop(k, None)
     views, view = d.get("views", {}), d.get("train", {}).get("view")
-    if view and "tokenizer" in views and parse_view(view, views["tokenizer"]).family != "speech":
+    if view and "tokenizer" in views and not parse_view(view, views["tokenizer"]).view_family.reads_units:
         views["tokenizer"] = DEFAULT_TOKENIZER
     return d
 
@@ -305,7 +305,7 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
     model_cfg = dataclasses.replace(stage.model, vocab_size=len(view.vocab), max_seq_len=max(stage.model.max_seq_len, r.seq_len))
     stage_before_vocab, stage = stage, dataclasses.replace(stage, model=model_cfg)
 
-    run_dir = Path(r.runs_dir) / r.scale / spec.name.replace("/", "_") / f"{r.budget}-seed{r.seed}-{run_key(stage)}"
+    run_dir = Path(r.runs_dir) / r.scale / spec.folder / f"{r.budget}-seed{r.seed}-{run_key(stage)}"
     ckpt_dir = run_dir / "checkpoints"
     info_path = run_dir / "run.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -438,21 +438,8 @@ PAPER_CONDITIONS = ["text-bpe", "text-char", "phone-bpe", "phone", "phone-repeat
 
 def expected_vocab(stage: TrainStageConfig, view: str) -> tuple[int, str]:
     """A view's vocabulary size from the config alone (no corpus, no built view), and how it was found."""
-    from modevo.views.encode import phone_tokens
-
-    cfg, spec = stage.views, parse_view(view, stage.views.tokenizer)
-    boundary = 1 if cfg.word_boundaries else 0
-    if spec.family == "text-bpe":
-        return 1 + cfg.text_bpe_vocab, "views.text_bpe_vocab + separator"
-    if spec.family == "phone-bpe":
-        return 1 + max(cfg.phone_bpe_candidates), "largest of views.phone_bpe_candidates + separator (searched)"
-    if spec.family == "text-char":
-        return 1 + 27 + boundary, "a-z and ' + separator"
-    if spec.family in ("phone", "phone-repeat"):
-        return 1 + len(phone_tokens(cfg)) + boundary, "the phone inventory + separator"
-    if spec.tokenizer == "encodec":
-        return 1 + 1024, "EnCodec's 1024-entry codebook + separator"
-    return 1 + stage.units.k, "units.k + separator"
+    spec = parse_view(view, stage.views.tokenizer)
+    return spec.view_family.expected_vocab(spec, stage.views, stage.units)
 
 
 def plan(stage: TrainStageConfig, vocab: int | None = None, mfu: float = 0.4, peak_tflops: float = 989.0,

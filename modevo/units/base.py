@@ -20,6 +20,7 @@ import numpy as np
 
 from modevo.cache import file_digest, stable_hash
 from modevo.errors import InputError, MissingToolError
+from modevo.frames import BASE_RATE_HZ
 
 MANIFEST = "manifest.json"
 LOCATION_PARAMS = ("weights",)  # say where an input lies, not what it is: left out of the content hash
@@ -39,7 +40,9 @@ class SpeechTokenizer(abc.ABC):
     name: ClassVar[str]
     trainable: ClassVar[bool] = True  # False: nothing is learnt from our corpus (EnCodec's codebook is fixed)
     model_type: ClassVar[str | None] = None  # transformers model_type of the local weights it needs, if any
-    frame_rate_hz: float
+    poolable: ClassVar[bool] = False  # True: its 50 Hz frames can be averaged down to 50 Hz / n (the `pool` param)
+    native_rate: ClassVar[str] = "50 Hz"  # the rates it can give, as a refusal names them
+    frame_rate_hz: float  # an instance value: a pooled tokenizer's rate depends on its params
     vocab_size: int
 
     def __init__(self) -> None:
@@ -255,25 +258,72 @@ def weights_digest(folder: Path) -> str:
     return stable_hash({n: file_digest(folder / n) for n in names}, 64)
 
 
-class FrameKMeans(SpeechTokenizer):
-    """A tokenizer that assigns one feature vector per 50 Hz frame to its nearest k-means centroid:
-    mel-kmeans, phonetic-kmeans and hubert-kmeans differ only in `features`."""
+def check_pool(pool) -> int:
+    """pool: how many 50 Hz frames make one unit (modevo.frames.pool_factor of the rate)."""
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        raise InputError(f"pool must be a whole number of 50 Hz frames >= 1, got {pool!r}")
+    return pool
 
-    frame_rate_hz = 50.0
+
+def pool_params(pool: int) -> dict:
+    """The pool among a tokenizer's params only when > 1: 50 Hz tokenizers keep the keys they had before."""
+    return {"pool": pool} if pool > 1 else {}
+
+
+def pool_frames(feats, pool: int):
+    """(T, D) 50 Hz features → (ceil(T / pool), D): the mean of each run of `pool` consecutive frames, a final
+    partial run averaging the frames it has. pool 1 returns feats itself (50 Hz units stay bit for bit).
+
+    Summed as a fixed sequence of elementwise adds (not a reduction kernel, whose order may depend on the
+    shape), so a pooled frame's bits depend only on its own frames: an utterance pooled alone and pooled out
+    of a padded batch agree exactly, as encode() and encode_batch() must."""
+    import torch
+
+    if pool == 1 or len(feats) == 0:
+        return feats
+    t = len(feats)
+    n = -(-t // pool)
+    groups = torch.nn.functional.pad(feats, (0, 0, 0, n * pool - t)).view(n, pool, -1)  # zeros add nothing
+    total = groups[:, 0]
+    for j in range(1, pool):
+        total = total + groups[:, j]
+    counts = torch.full((n, 1), float(pool), dtype=feats.dtype, device=feats.device)
+    counts[-1] = t - (n - 1) * pool
+    return total / counts
+
+
+class FrameKMeans(SpeechTokenizer):
+    """A tokenizer that assigns one feature vector per frame to its nearest k-means centroid: mel-kmeans,
+    phonetic-kmeans and hubert-kmeans differ only in `features`. The features come at 50 Hz; with pool p > 1
+    each run of p frames is averaged first (pool_frames), for k-means training and for assignment alike, so
+    the units come at 50 / p Hz."""
+
+    poolable = True
+    native_rate = "50 Hz / n (50, 25, 12.5, 10 Hz...)"
     centroids = None  # (K, D) torch.Tensor once trained or loaded
+
+    def __init__(self, pool: int = 1) -> None:
+        super().__init__()
+        self.pool = check_pool(pool)
+        self.frame_rate_hz = BASE_RATE_HZ / self.pool
 
     @abc.abstractmethod
     def features(self, audio: np.ndarray):
-        """(n,) int16 at 16 kHz → (n_frames(n), D) float32 tensor."""
+        """(n,) int16 at 16 kHz → (n50, D) float32 tensor of 50 Hz frames, n50 = features.n_frames(n)."""
+
+    def pooled(self, feats):
+        """(n50, D) 50 Hz features → (n_frames, D) at this tokenizer's rate."""
+        return pool_frames(feats, self.pool)
 
     def n_frames(self, n_samples: int) -> int:
         from modevo.units.features import n_frames
 
-        return n_frames(n_samples)
+        return -(-n_frames(n_samples) // self.pool)
 
     def features_batch(self, audios) -> tuple:
-        """Several utterances → ((B, T_max, D) float32 on self.device, [T_i]): rows < T_i of utterance b
-        equal features(audios[b]); rows past T_i are padding. Default: features() one by one, padded."""
+        """Several utterances → ((B, T_max, D) float32 on self.device, [T_i]) of 50 Hz frames: rows < T_i of
+        utterance b equal features(audios[b]); rows past T_i are padding. Default: features() one by one,
+        padded."""
         import torch
 
         feats = [self.features(a) for a in audios]
@@ -291,11 +341,11 @@ class FrameKMeans(SpeechTokenizer):
             raise RuntimeError(f"{self.name} is not trained: call fit() or load()")
         if self.n_frames(len(audio)) == 0:
             return np.zeros(0, dtype=np.int64)
-        return kmeans.assign(self.features(audio), self.centroids).numpy()
+        return kmeans.assign(self.pooled(self.features(audio)), self.centroids).numpy()
 
     def encode_batch(self, audios) -> list[np.ndarray]:
         """Length-sorted batches of batch_size utterances through features_batch on self.device; each
-        utterance's real frames (padding dropped) are assigned to their nearest centroid."""
+        utterance's real frames (padding dropped, then pooled) are assigned to their nearest centroid."""
         import torch
 
         from modevo.units import kmeans
@@ -310,8 +360,9 @@ class FrameKMeans(SpeechTokenizer):
             if not idx:
                 continue
             feats, ts = self.features_batch([audios[i] for i in idx])  # (B, T, D)
-            flat = torch.cat([feats[b, :t] for b, t in enumerate(ts)]).float()  # real frames only
-            units = kmeans.assign(flat, centroids).cpu().numpy()
-            for i, piece in zip(idx, np.split(units, np.cumsum(ts)[:-1])):
+            # pooled per utterance from its real frames only: a last partial run never averages in padding
+            pooled = [self.pooled(feats[b, :t]) for b, t in enumerate(ts)]
+            units = kmeans.assign(torch.cat(pooled).float(), centroids).cpu().numpy()
+            for i, piece in zip(idx, np.split(units, np.cumsum([len(p) for p in pooled])[:-1])):
                 out[i] = piece
         return out

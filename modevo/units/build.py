@@ -9,6 +9,8 @@ Layout:
     <rendering>/units/<tokenizer>-<key>/manifest.json     written last
 Units sit beside the rendering they encode (its folder already keys corpus + rendering knobs); evicting the
 rendering's audio keeps them. Every write is atomic and a killed encode resumes from finished shards.
+Units at a rate other than 50 Hz (rate_hz, e.g. 25) come from a tokenizer whose params hold `pool`, so both
+its key and the units folder (keyed by its content hash) differ from the 50 Hz ones.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from modevo.corpus.build import CorpusPaths, load_manifest
 from modevo.corpus.config import CorpusConfig
 from modevo.corpus.render import RenderingPaths, iter_shard_audio
 from modevo.errors import InputError
+from modevo.frames import DEFAULT_RATE_HZ
 from modevo.shards import ShardedDir, load_shard, load_shards, save_shard
 from modevo.units import quality
 from modevo.units.base import LOCATION_PARAMS, MANIFEST, SpeechTokenizer, Utterance, check_weights, read_manifest, weights_digest
@@ -76,7 +79,8 @@ def _priority(seed: int, rendering: str, utt_id: str) -> bytes:
 
 
 def select_training(corpus: CorpusPaths, renderings: list[RenderingPaths], max_frames: int, seed: int) -> dict:
-    """Train-split utterances of all renderings in a seeded order, until max_frames 50 Hz frames.
+    """Train-split utterances of all renderings in a seeded order, until max_frames 50 Hz frames (50 Hz at
+    every unit rate: the budget is audio, and pooled tokenizers see the same utterances).
 
     Returns {(rendering index, shard): set of ids} plus totals. The order is a hash of (seed, rendering,
     id), so the sample is spread over documents and renderings and does not move when a shard is added.
@@ -104,7 +108,8 @@ def select_training(corpus: CorpusPaths, renderings: list[RenderingPaths], max_f
 
 def iter_training(corpus_cfg: CorpusConfig, corpus: CorpusPaths, renderings: list[RenderingPaths],
                   selection: dict, progress: bool = True):
-    """Utterance (audio + 50 Hz phone labels) for each selected id, streaming shard by shard."""
+    """Utterance (audio + 50 Hz phone labels) for each selected id, streaming shard by shard. The labels stay
+    at 50 Hz at every unit rate: phonetic-kmeans' classifier learns them from 50 Hz frames, before pooling."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=selection["utterances"], desc="units: reading training audio", unit="utt", disable=not progress)
@@ -122,9 +127,10 @@ def iter_training(corpus_cfg: CorpusConfig, corpus: CorpusPaths, renderings: lis
 
 
 # -- training ----------------------------------------------------------------------------------------------
-def tokenizer_key(cfg: UnitsConfig, corpus_manifest: dict, renderings: list[RenderingPaths]) -> tuple[str, dict]:
+def tokenizer_key(cfg: UnitsConfig, corpus_manifest: dict, renderings: list[RenderingPaths],
+                  rate_hz: float = DEFAULT_RATE_HZ) -> tuple[str, dict]:
     cls = tokenizer_class(cfg.tokenizer)
-    params = tokenizer_params(cfg)
+    params = tokenizer_params(cfg, rate_hz)  # `pool` only below 50 Hz: 50 Hz keys are as they were
     weights = None
     if "weights" in params:
         weights = weights_digest(check_weights(params["weights"], cls.model_type, cls.name))
@@ -138,16 +144,16 @@ def tokenizer_key(cfg: UnitsConfig, corpus_manifest: dict, renderings: list[Rend
 
 
 def train_tokenizer(cfg: UnitsConfig, corpus_cfg: CorpusConfig, renderings: list[RenderingPaths],
-                    progress: bool = True) -> Path:
-    """Train cfg.tokenizer on the train split of `renderings` (one shared codebook); returns its folder,
-    tokenizers/<name>/<key>/. A finished folder with the same key is reused as it is."""
+                    progress: bool = True, rate_hz: float = DEFAULT_RATE_HZ) -> Path:
+    """Train cfg.tokenizer for units at rate_hz on the train split of `renderings` (one shared codebook);
+    returns its folder, tokenizers/<name>/<key>/. A finished folder with the same key is reused as it is."""
     corpus_manifest, corpus = load_manifest(corpus_cfg)
-    key, key_inputs = tokenizer_key(cfg, corpus_manifest, renderings)
+    key, key_inputs = tokenizer_key(cfg, corpus_manifest, renderings, rate_hz)
     folder = tokenizers_root(cfg) / cfg.tokenizer / key
     if (folder / MANIFEST).is_file():
         log.debug("tokenizer %s is cached at %s", cfg.tokenizer, folder)
         return folder
-    tok: SpeechTokenizer = make_tokenizer(cfg).to(cfg.device, cfg.batch_size)
+    tok: SpeechTokenizer = make_tokenizer(cfg, rate_hz).to(cfg.device, cfg.batch_size)
     if tok.trainable:
         sel = select_training(corpus, renderings, cfg.max_train_frames, cfg.seed)
         log.info("training %s on %d utterances (%.2f h) of %s", tok.name, sel["utterances"],
@@ -194,7 +200,7 @@ def _encode_shard(tok: SpeechTokenizer, corpus_cfg: CorpusConfig, corpus: Corpus
     shard's own order; the same units for any batch size (tests/test_units_batched.py)."""
     meta_rows = {r["id"]: r for r in _shard(rendering.shards / f"{shard:05d}", ["id", "start_ms", "durations_ms"])}
     text = {r["id"]: r for r in _shard(corpus.shards / f"{shard:05d}", ["id", "split", "phones"])}
-    frame_ms = 1000.0 / tok.frame_rate_hz
+    frame_ms = 1000.0 / tok.frame_rate_hz  # the units' own rate (pooled: 40 ms at 25 Hz), so labels line up
     ids, units, counts, frames, samples = [], [], {}, 0, 0
     audio_stream = iter_shard_audio(corpus_cfg, rendering, shard)
     for group in _groups(audio_stream, READ_GROUP * max(1, getattr(tok, "batch_size", 1))):
@@ -323,14 +329,16 @@ def load_units(paths: UnitsPaths):
 
 
 # -- the whole stage -----------------------------------------------------------------------------------------
-def build_units(cfg: UnitsConfig, corpus_cfg: CorpusConfig, progress: bool = True) -> dict[str, UnitsPaths]:
-    """Train (or reuse) the tokenizer(s) and encode every rendering in cfg.renderings.
+def build_units(cfg: UnitsConfig, corpus_cfg: CorpusConfig, progress: bool = True,
+                rate_hz: float = DEFAULT_RATE_HZ) -> dict[str, UnitsPaths]:
+    """Train (or reuse) the tokenizer(s) and encode every rendering in cfg.renderings, units at rate_hz.
 
     Train-role renderings train one shared codebook on the union of their train splits (or one each with
     per_rendering); eval-role renderings (e.g. the held-out voice) are encoded with the shared one.
     """
     from modevo.corpus.render import rendering_paths
 
+    tokenizer_params(cfg, rate_hz)  # a rate the tokenizer cannot give is refused before any work
     manifest, corpus = load_manifest(corpus_cfg)
     paths = {}
     for name in cfg.renderings:
@@ -344,9 +352,9 @@ def build_units(cfg: UnitsConfig, corpus_cfg: CorpusConfig, progress: bool = Tru
     out = {}
     for name in cfg.renderings:
         if cfg.per_rendering and name in train:
-            folder = train_tokenizer(cfg, corpus_cfg, [paths[name]], progress)
-        else:
-            folder = train_tokenizer(cfg, corpus_cfg, [paths[n] for n in train], progress)  # cached after the first
+            folder = train_tokenizer(cfg, corpus_cfg, [paths[name]], progress, rate_hz)
+        else:  # cached after the first
+            folder = train_tokenizer(cfg, corpus_cfg, [paths[n] for n in train], progress, rate_hz)
         out[name] = encode_rendering(corpus_cfg, paths[name], folder, progress, device=cfg.device,
                                      batch_size=cfg.batch_size, num_workers=cfg.num_workers)
     return out

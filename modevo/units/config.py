@@ -35,7 +35,7 @@ class UnitsConfig:
     tokenizer: TokenizerName = "mel-kmeans"
     k: int = 500  # clusters (k-means tokenizers); why 500 at the cpu scale: see mel_kmeans.py
     iterations: int = 40  # at most this many Lloyd iterations (stops when no assignment changes)
-    max_train_frames: int = 1_000_000  # 50 Hz frames drawn from the train split (1 M ≈ 5.6 h of audio)
+    max_train_frames: int = 1_000_000  # 50 Hz frames from the train split at any unit rate (1 M ≈ 5.6 h of audio)
     seed: int = 0
     normalize: bool = True  # mel-kmeans: per-dimension mean/variance normalisation before k-means
     layer: int = 6  # hubert-kmeans: 0 = conv features, i = output of transformer block i

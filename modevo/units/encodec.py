@@ -30,6 +30,7 @@ class EncodecTokenizer(SpeechTokenizer):
     name = "encodec"
     trainable = False
     model_type = "encodec"
+    native_rate = "its model's own rate only: 75 Hz for facebook/encodec_24khz"  # codes cannot be averaged
 
     def __init__(self, weights: str | None = None, codebook: int = 0, precision: str = "fp32"):
         super().__init__()

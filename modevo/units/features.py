@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from modevo.corpus.synth import frame_index
+from modevo.frames import frame_index
 
 SAMPLE_RATE = 16000
 HOP = 320  # samples: 20 ms, 50 Hz
@@ -149,7 +149,7 @@ def frame_labels(row: dict, n_frames: int, phones: Sequence | None = None, frame
 
     `row` is a rendering row (start_ms, durations_ms per phone); the phone names come from `phones` or, if
     None, from row["phones"] (the corpus row's nested list). frame_ms = 20 gives the 50 Hz labels; other
-    frame rates (EnCodec: 1000 / 75 ms) use the same centre rule.
+    frame rates (a pooled k-means tokenizer's 1000 / 25 ms, EnCodec's 1000 / 75 ms) use the same centre rule.
     """
     names = flat_phones(row["phones"] if phones is None else phones)
     starts = np.asarray(row["start_ms"], dtype=np.float64)

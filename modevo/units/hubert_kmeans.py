@@ -18,7 +18,8 @@ import torch
 
 from modevo.errors import InputError
 from modevo.units import kmeans
-from modevo.units.base import FrameKMeans, check_precision, check_weights, model_dtype, precision_params, weights_digest
+from modevo.units.base import (FrameKMeans, check_precision, check_weights, model_dtype, pool_params, precision_params,
+                               weights_digest)
 from modevo.units.features import HOP, WIN, n_frames, to_float
 from modevo.units.mel_kmeans import collect_frames, kmeans_params, kmeans_stats
 
@@ -56,8 +57,9 @@ class HubertKMeans(FrameKMeans):
     model_type = "hubert"
 
     def __init__(self, weights: str | None = None, layer: int = DEFAULT_LAYER, k: int = 500, iterations: int = 40,
-                 seed: int = 0, max_train_frames: int = 1_000_000, kmeans_batch: int = 0, precision: str = "fp32"):
-        super().__init__()
+                 seed: int = 0, max_train_frames: int = 1_000_000, kmeans_batch: int = 0, precision: str = "fp32",
+                 pool: int = 1):
+        super().__init__(pool)
         self.kmeans_batch, self.precision = kmeans_batch, check_precision(precision)
         self.folder = check_weights(weights, self.model_type, self.name)
         self.layer, self.k, self.iterations, self.seed, self.max_train_frames = layer, k, iterations, seed, max_train_frames
@@ -77,7 +79,7 @@ class HubertKMeans(FrameKMeans):
         # the folder is where to find the weights, not what they are: the digest goes into the key instead
         return {"weights": str(self.folder), "layer": self.layer, "k": self.k, "iterations": self.iterations,
                 "seed": self.seed, "max_train_frames": self.max_train_frames, **kmeans_params(self.kmeans_batch),
-                **precision_params(self.precision)}
+                **precision_params(self.precision), **pool_params(self.pool)}
 
     @classmethod
     def from_params(cls, params: dict) -> "HubertKMeans":
@@ -131,8 +133,8 @@ class HubertKMeans(FrameKMeans):
         return out.hidden_states[self.layer].float(), ts
 
     def fit(self, utterances) -> "HubertKMeans":
-        feats, _ = collect_frames(utterances, self.max_train_frames, self.features)
-        x = torch.cat(feats)  # (N, hidden)
+        feats, _ = collect_frames(utterances, self.max_train_frames, self.features)  # budget: 50 Hz frames
+        x = torch.cat([self.pooled(f) for f in feats])  # (N / pool, hidden)
         km = kmeans.run(x, self.k, self.iterations, self.seed, device=self.device, batch_size=self.kmeans_batch)
         self.centroids = km.centroids
         self.stats = {"train_frames": len(x), **kmeans_stats(km)}

@@ -1,4 +1,5 @@
-"""`mel-kmeans`: k-means on 50 Hz log-mel frames (optionally mean/variance normalised). The offline default.
+"""`mel-kmeans`: k-means on 50 Hz log-mel frames (optionally mean/variance normalised, optionally pooled to
+50 Hz / n: FrameKMeans). The offline default.
 
 Why the default K = 500 (the paper: 2048 HuBERT clusters on 960 h of real speech). Our cpu corpus is
 ~30 h of synthetic speech from ~40 phones (+ silence) and at most three training voices. 500 units is
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from modevo.units import kmeans
-from modevo.units.base import FrameKMeans
+from modevo.units.base import FrameKMeans, pool_params
 from modevo.units.features import N_MELS, log_mel, log_mel_batch, norm_stats
 
 DEFAULT_K = 500
@@ -43,15 +44,18 @@ def collect_frames(utterances, max_frames: int, feature) -> tuple[list[torch.Ten
     return feats, labels
 
 
-def stack_frames(utterances, max_frames: int, feature, dim: int) -> torch.Tensor:
+def stack_frames(utterances, max_frames: int, feature, dim: int, lengths: list[int] | None = None) -> torch.Tensor:
     """The same frames written into one (N, dim) fp32 buffer: one copy of the training frames in memory
     (a list then torch.cat would hold two). The buffer is allocated at max_frames rows but pages never
-    written are never resident."""
+    written are never resident. `lengths`, if given, gets each utterance's row count (pooling must not
+    average across an utterance boundary)."""
     buf = torch.empty(max_frames, dim)
     total = 0
     for f, _ in _frames(utterances, max_frames, feature):
         buf[total:total + len(f)] = f
         total += len(f)
+        if lengths is not None:
+            lengths.append(len(f))
     return buf[:total]
 
 
@@ -74,8 +78,8 @@ class MelKMeans(FrameKMeans):
     name = "mel-kmeans"
 
     def __init__(self, k: int = DEFAULT_K, iterations: int = 40, seed: int = 0, normalize: bool = True,
-                 max_train_frames: int = 1_000_000, kmeans_batch: int = 0):
-        super().__init__()
+                 max_train_frames: int = 1_000_000, kmeans_batch: int = 0, pool: int = 1):
+        super().__init__(pool)
         self.k, self.iterations, self.seed, self.kmeans_batch = k, iterations, seed, kmeans_batch
         self.normalize, self.max_train_frames = normalize, max_train_frames
         self.vocab_size = k
@@ -85,7 +89,8 @@ class MelKMeans(FrameKMeans):
 
     def params(self) -> dict:
         return {"k": self.k, "iterations": self.iterations, "seed": self.seed, "normalize": self.normalize,
-                "max_train_frames": self.max_train_frames, **kmeans_params(self.kmeans_batch)}
+                "max_train_frames": self.max_train_frames, **kmeans_params(self.kmeans_batch),
+                **pool_params(self.pool)}
 
     @classmethod
     def from_params(cls, params: dict) -> "MelKMeans":
@@ -99,10 +104,14 @@ class MelKMeans(FrameKMeans):
         return (mel - self.mean.to(self.device)) / self.std.to(self.device), ts
 
     def fit(self, utterances) -> "MelKMeans":
-        x = stack_frames(utterances, self.max_train_frames, log_mel, N_MELS)  # (N, 80)
-        if self.normalize:
+        # max_train_frames counts 50 Hz frames at every pool, so one budget draws the same audio at any rate
+        lengths: list[int] = []
+        x = stack_frames(utterances, self.max_train_frames, log_mel, N_MELS, lengths)  # (N, 80)
+        if self.normalize:  # statistics of the 50 Hz frames: features() normalises those, then pools
             self.mean, self.std = norm_stats(x)
             x.sub_(self.mean).div_(self.std)  # in place: no second copy of a million frames
+        if self.pool > 1:  # within each utterance, as encode() pools (the pooled copy is 1 / pool the size)
+            x = torch.cat([self.pooled(f) for f in x.split(lengths)])  # (N / pool, 80)
         km = kmeans.run(x, self.k, self.iterations, self.seed, device=self.device, batch_size=self.kmeans_batch)
         self.centroids = km.centroids
         self.stats = {"train_frames": len(x), **kmeans_stats(km)}

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from modevo.units import kmeans
-from modevo.units.base import FrameKMeans
+from modevo.units.base import FrameKMeans, pool_params
 from modevo.units.features import N_MELS, SILENCE, log_mel, log_mel_batch, norm_stats
 from modevo.units.mel_kmeans import DEFAULT_K, collect_frames, kmeans_params, kmeans_stats
 
@@ -56,8 +56,9 @@ class PhoneticKMeans(FrameKMeans):
 
     def __init__(self, k: int = DEFAULT_K, iterations: int = 40, seed: int = 0, max_train_frames: int = 1_000_000,
                  channels: int = 256, layers: int = 3, kernel: int = 5, epochs: int = 3, lr: float = 2e-3,
-                 batch_windows: int = 32, window_frames: int = 256, dtype: str = "bfloat16", kmeans_batch: int = 0):
-        super().__init__()
+                 batch_windows: int = 32, window_frames: int = 256, dtype: str = "bfloat16", kmeans_batch: int = 0,
+                 pool: int = 1):
+        super().__init__(pool)
         self.k, self.iterations, self.seed, self.max_train_frames = k, iterations, seed, max_train_frames
         self.kmeans_batch = kmeans_batch
         self.arch = {"channels": channels, "layers": layers, "kernel": kernel}
@@ -72,7 +73,7 @@ class PhoneticKMeans(FrameKMeans):
     def params(self) -> dict:
         return {"k": self.k, "iterations": self.iterations, "seed": self.seed,
                 "max_train_frames": self.max_train_frames, **self.arch, **self.train_cfg,
-                **kmeans_params(self.kmeans_batch)}
+                **kmeans_params(self.kmeans_batch), **pool_params(self.pool)}
 
     @classmethod
     def from_params(cls, params: dict) -> "PhoneticKMeans":
@@ -108,6 +109,8 @@ class PhoneticKMeans(FrameKMeans):
 
     # -- training -----------------------------------------------------------------------------------
     def fit(self, utterances) -> "PhoneticKMeans":
+        # The classifier learns the 50 Hz labels from 50 Hz frames (max_train_frames counts those); only the
+        # hidden features k-means sees are pooled, as encode() pools them.
         feats, labels = collect_frames(utterances, self.max_train_frames, log_mel)
         if any(lab is None for lab in labels):
             raise ValueError("phonetic-kmeans needs frame labels for every training utterance")
@@ -120,7 +123,7 @@ class PhoneticKMeans(FrameKMeans):
             torch.manual_seed(self.seed)
             self.model = FrameClassifier(len(self.phones), **self.arch)
         accuracy = self._train(torch.cat(feats), torch.cat(targets))
-        h = torch.cat([self.hidden(f) for f in feats])  # (N, C), exactly as encode() computes it
+        h = torch.cat([self.pooled(self.hidden(f)) for f in feats])  # (N / pool, C), exactly as encode() does
         km = kmeans.run(h, self.k, self.iterations, self.seed, device=self.device, batch_size=self.kmeans_batch)
         self._move(self.device)  # trained on the CPU; encoding runs on the tokenizer's device
         self.centroids = km.centroids

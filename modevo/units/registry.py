@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modevo.errors import InputError
-from modevo.units.base import SpeechTokenizer, read_manifest
+from modevo.errors import ConfigError, InputError
+from modevo.frames import DEFAULT_RATE_HZ, pool_factor
+from modevo.units.base import SpeechTokenizer, pool_params, read_manifest
 from modevo.units.config import UnitsConfig
 
 
@@ -24,9 +25,23 @@ def tokenizer_class(name: str) -> type[SpeechTokenizer]:
     return cls
 
 
-def tokenizer_params(cfg: UnitsConfig) -> dict:
+def tokenizer_params(cfg: UnitsConfig, rate_hz: float = DEFAULT_RATE_HZ) -> dict:
     """The settings of cfg.tokenizer taken from the config (only those it uses, so that changing another
-    tokenizer's knob leaves this one's cache key alone)."""
+    tokenizer's knob leaves this one's cache key alone), for units at rate_hz. The rate is the caller's (a
+    view names it), not a UnitsConfig field: it enters the params as `pool` only when not 50 Hz, so every
+    50 Hz key stays as it was."""
+    pool = pool_factor(rate_hz)  # a rate that is not 50 Hz / n: one ConfigError
+    params = _config_params(cfg)
+    if pool > 1:
+        cls = tokenizer_class(cfg.tokenizer)
+        if not cls.poolable:
+            raise ConfigError(f"{cls.name} cannot give units at {rate_hz:g} Hz (it supports {cls.native_rate}); "
+                              "the k-means tokenizers (mel-kmeans, phonetic-kmeans, hubert-kmeans) give 50 Hz / n")
+        params.update(pool_params(pool))
+    return params
+
+
+def _config_params(cfg: UnitsConfig) -> dict:
     kmeans = {"k": cfg.k, "iterations": cfg.iterations, "seed": cfg.seed, "max_train_frames": cfg.max_train_frames}
     if cfg.kmeans_batch:  # only when set: full-batch Lloyd keeps the keys tokenizers had before the option
         kmeans["kmeans_batch"] = cfg.kmeans_batch
@@ -47,9 +62,10 @@ def tokenizer_params(cfg: UnitsConfig) -> dict:
     raise InputError(f"unknown tokenizer '{cfg.tokenizer}'")
 
 
-def make_tokenizer(cfg: UnitsConfig) -> SpeechTokenizer:
-    """An untrained tokenizer as cfg describes (hubert/encodec check and load their weights here)."""
-    return tokenizer_class(cfg.tokenizer).from_params(tokenizer_params(cfg))
+def make_tokenizer(cfg: UnitsConfig, rate_hz: float = DEFAULT_RATE_HZ) -> SpeechTokenizer:
+    """An untrained tokenizer as cfg describes, giving units at rate_hz (hubert/encodec check and load their
+    weights here)."""
+    return tokenizer_class(cfg.tokenizer).from_params(tokenizer_params(cfg, rate_hz))
 
 
 def load_tokenizer(folder: str | Path, **overrides) -> SpeechTokenizer:

@@ -25,7 +25,6 @@ import logging
 from array import array
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import tee
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,10 +35,11 @@ from modevo.corpus.build import CorpusPaths, build, load_corpus, load_manifest
 from modevo.corpus.config import CorpusConfig
 from modevo.corpus.render import RenderingPaths, build_rendering
 from modevo.errors import InputError
+from modevo.frames import DEFAULT_RATE_HZ
 from modevo.units.config import UnitsConfig
 from modevo.views.bpe import train_bpe
 from modevo.views.config import ViewsConfig
-from modevo.views.encode import Encoder, bpe_text, mean_frames
+from modevo.views.encode import Encoder
 from modevo.views.registry import ViewSpec, parse_view
 
 if TYPE_CHECKING:
@@ -148,11 +148,33 @@ class ViewContext:
         for _, rows in self.iter_shards():
             yield from (r for r in rows if split is None or r["split"] == split)
 
+    def sample_rows(self, n: int) -> list[dict]:
+        """The first n valid rows, or (a corpus without a valid split) the first n rows; read until found."""
+        valid, first = [], []
+        for r in self.iter_rows():
+            if len(first) < n:
+                first.append(r)
+            if r["split"] == "valid":
+                valid.append(r)
+                if len(valid) == n:
+                    break
+        return valid or first
+
+    def rendered_train_rows(self, name: str):
+        """(corpus row, rendering row) of every train utterance, in corpus order, shard by shard."""
+        paths, _ = self.rendering(name)
+        for shard, rows in self.iter_shards():
+            train = [r for r in rows if r["split"] == "train"]
+            if train:
+                rend = rendering_shard(paths, shard)
+                yield from ((r, rend[r["id"]]) for r in train)
+
     def bpe_folder(self, spec: ViewSpec, vocab_size: int) -> Path:
+        """The family's sentencepiece model of vocab_size over the train split (trained if missing)."""
         key = (spec.family, vocab_size)
         if key not in self._cache:
-            cfg = self.stage.views
-            sentences = _Reiterable(lambda: (bpe_text(r, spec, cfg) for r in self.iter_rows("train")))
+            cfg, fam = self.stage.views, spec.view_family
+            sentences = _Reiterable(lambda: (fam.bpe_text(r, cfg) for r in self.iter_rows("train")))
             root = Path(self.stage.units.tokenizers_dir)
             self._cache[key] = train_bpe(sentences, vocab_size, root, spec.family, cfg.bpe_max_sentences)
         return self._cache[key]
@@ -165,19 +187,20 @@ class ViewContext:
             self._cache[key] = (paths, paths.root.name)
         return self._cache[key]
 
-    def units(self, rendering: str, tokenizer: str) -> tuple[UnitsPaths, dict]:
-        """The units folders of one rendering and tokenizer (built if missing) and the units manifest;
-        `units_shard` reads them."""
+    def units(self, rendering: str, tokenizer: str, rate_hz: float = DEFAULT_RATE_HZ) -> tuple[UnitsPaths, dict]:
+        """The units folders of one rendering, tokenizer and frame rate (built if missing) and the units
+        manifest; `units_shard` reads them."""
         from modevo.units.build import build_units
 
-        key = ("units", rendering, tokenizer)
+        key = ("units", rendering, tokenizer, rate_hz)
         if key not in self._cache:
             ucfg = dataclasses.replace(copy.deepcopy(self.stage.units), tokenizer=tokenizer)
             if rendering not in ucfg.renderings:
                 ucfg.renderings = list(ucfg.renderings) + [rendering]
             for name in ucfg.renderings:
                 build_rendering(self.stage.corpus, name, progress=self.progress)
-            paths = build_units(ucfg, self.stage.corpus, progress=self.progress)[rendering]
+            rate = {} if rate_hz == DEFAULT_RATE_HZ else {"rate_hz": rate_hz}
+            paths = build_units(ucfg, self.stage.corpus, progress=self.progress, **rate)[rendering]
             self._cache[key] = (paths, json.loads(paths.manifest.read_text()))
         return self._cache[key]
 
@@ -204,52 +227,6 @@ def units_shard(paths: UnitsPaths, index: int) -> dict[str, list]:
     return {r["id"]: r["units"] for r in _shard_table(paths.shards / f"{index:05d}" / "data", ["id", "units"])}
 
 
-def _rendered_train_rows(ctx: ViewContext, name: str):
-    """(corpus row, rendering row) of every train utterance, in corpus order, shard by shard."""
-    paths, _ = ctx.rendering(name)
-    for shard, rows in ctx.iter_shards():
-        train = [r for r in rows if r["split"] == "train"]
-        if train:
-            rend = rendering_shard(paths, shard)
-            yield from ((r, rend[r["id"]]) for r in train)
-
-
-def _text_bpe_tokens_per_word(ctx: ViewContext) -> float:
-    spec = parse_view("text-bpe")
-    enc = Encoder(spec, ctx.stage.views, bpe_folder=ctx.bpe_folder(spec, ctx.stage.views.text_bpe_vocab))
-    return _tokens_per_word(enc, ctx)
-
-
-def _tokens_per_word(enc: Encoder, ctx: ViewContext) -> float:
-    sample = _sample_rows(ctx, 2000)
-    return sum(len(enc.encode(r)) for r in sample) / max(1, sum(len(r["words"]) for r in sample))
-
-
-def _sample_rows(ctx: ViewContext, n: int) -> list[dict]:
-    """The first n valid rows, or (a corpus without a valid split) the first n rows; read until found."""
-    valid, first = [], []
-    for r in ctx.iter_rows():
-        if len(first) < n:
-            first.append(r)
-        if r["split"] == "valid":
-            valid.append(r)
-            if len(valid) == n:
-                break
-    return valid or first
-
-
-def _phone_bpe_vocab(ctx: ViewContext) -> tuple[int, dict]:
-    """phone-bpe's vocabulary: the candidate whose tokens per word is closest to text-bpe's."""
-    target = _text_bpe_tokens_per_word(ctx)
-    spec = parse_view("phone-bpe")
-    measured = {}
-    for v in ctx.stage.views.phone_bpe_candidates:
-        enc = Encoder(spec, ctx.stage.views, bpe_folder=ctx.bpe_folder(spec, v))
-        measured[v] = _tokens_per_word(enc, ctx)
-    best = min(measured, key=lambda v: (abs(measured[v] - target), v))
-    return best, {"text_bpe_tokens_per_word": target, "phone_bpe_tokens_per_word": measured}
-
-
 def encoder_and_inputs(spec: ViewSpec, ctx: ViewContext) -> tuple[Encoder, dict, dict]:
     """The encoder of a view, what its cache key depends on, and extra info for its manifest.
 
@@ -257,54 +234,9 @@ def encoder_and_inputs(spec: ViewSpec, ctx: ViewContext) -> tuple[Encoder, dict,
     rendering it is heard in. Two views with equal item_inputs give every item the same ids, so task items
     are rendered once for both (speech@fixed and speech@varied of one unit tokenizer hear the same test
     grid; their training units differ, their codebook does not)."""
-    enc, inputs, info = _encoder_and_inputs(spec, ctx)
-    enc.item_inputs = {"corpus": inputs["corpus"], **enc.item_inputs}
-    return enc, inputs, info
-
-
-def _encoder_and_inputs(spec: ViewSpec, ctx: ViewContext) -> tuple[Encoder, dict, dict]:
-    cfg = ctx.stage.views
-    inputs: dict = {"corpus": ctx.manifest["content_hash"]}
-    info: dict = {}
-    if spec.family == "text-bpe":
-        folder = ctx.bpe_folder(spec, cfg.text_bpe_vocab)
-        inputs["bpe"] = folder.name
-        enc = Encoder(spec, cfg, bpe_folder=folder)
-        enc.item_inputs = {"name": spec.name, "bpe": folder.name}
-        return enc, inputs, {"bpe_model": str(folder)}
-    if spec.family == "phone-bpe":
-        vocab, info = _phone_bpe_vocab(ctx)
-        folder = ctx.bpe_folder(spec, vocab)
-        inputs["bpe"] = folder.name
-        enc = Encoder(spec, cfg, bpe_folder=folder)
-        enc.item_inputs = {"name": spec.name, "bpe": folder.name}
-        return enc, inputs, {"bpe_model": str(folder), "vocab_search": info}
-    if spec.family == "phone-repeat" and spec.rendering == "mean":
-        _, key = ctx.rendering(cfg.mean_from)
-        crows, rrows = tee(_rendered_train_rows(ctx, cfg.mean_from))  # consumed in step: one pair buffered
-        means = mean_frames((rr for _, rr in rrows), (cr for cr, _ in crows))
-        inputs["mean_from"] = key
-        enc = Encoder(spec, cfg, mean_frames=means)
-        enc.item_inputs = {"name": spec.name, "mean_from": key}
-        return enc, inputs, {"mean_frames": means}
-    if spec.family == "phone-repeat":
-        _, key = ctx.rendering(spec.rendering)
-        inputs["rendering"] = key
-        enc = Encoder(spec, cfg)
-        enc.item_inputs = {"name": spec.family}  # an item's frames come from the rendering it is heard in
-        return enc, inputs, {}
-    if spec.family == "speech":
-        _, key = ctx.rendering(spec.rendering)
-        _, um = ctx.units(spec.rendering, spec.tokenizer)
-        inputs.update(rendering=key, units=um["content_hash"])
-        enc = Encoder(spec, cfg, n_units=um["vocab_size"], unit_rate_hz=um["frame_rate_hz"])
-        enc.item_inputs = {"name": f"speech_{spec.tokenizer}", "tokenizer": um["tokenizer_hash"],
-                           "frame_rate_hz": um["frame_rate_hz"]}
-        return enc, inputs, {"units": {
-            k: um[k] for k in ("tokenizer", "tokenizer_hash", "vocab_size", "frame_rate_hz", "quality")}}
-    enc = Encoder(spec, cfg)
-    enc.item_inputs = {"name": spec.name}
-    return enc, inputs, {}
+    enc, inputs, info = spec.view_family.prepare(spec, ctx)
+    enc.item_inputs = {"corpus": ctx.manifest["content_hash"], **enc.item_inputs}
+    return enc, {"corpus": ctx.manifest["content_hash"], **inputs}, info
 
 
 def view_settings(cfg: ViewsConfig) -> dict:
@@ -315,11 +247,12 @@ def build_view(spec: ViewSpec, ctx: ViewContext) -> Path:
     enc, inputs, info = encoder_and_inputs(spec, ctx)
     key = stable_hash({"stage": STAGE_VERSION, "view": spec.name, "settings": view_settings(ctx.stage.views),
                        "inputs": inputs})
-    root = ctx.corpus.root / "views" / f"{spec.name.replace('/', '_')}-{key}"
+    root = ctx.corpus.root / "views" / f"{spec.folder}-{key}"
     if (root / "manifest.json").exists():
         return root
-    rend = ctx.rendering(spec.rendering)[0] if spec.frame_level and spec.rendering != "mean" else None
-    units = ctx.units(spec.rendering, spec.tokenizer)[0] if spec.family == "speech" else None
+    fam = spec.view_family
+    rend = ctx.rendering(fam.row_rendering(spec))[0] if fam.row_rendering(spec) is not None else None
+    units = ctx.units(spec.rendering, spec.tokenizer, spec.rate_hz)[0] if fam.reads_units else None
     with atomic_dir(root) as tmp:
         out = StreamWriter(tmp, stream_dtype(len(enc)))
         for shard, rows in ctx.iter_shards():  # one shard's rows, rendering rows and units at a time
@@ -332,7 +265,7 @@ def build_view(spec: ViewSpec, ctx: ViewContext) -> Path:
         lengths = summary.pop("lengths")
         manifest = {
             "view": spec.name, "family": spec.family, "paper_name": spec.paper_name, "granularity": spec.granularity,
-            "rendering": spec.rendering, "tokenizer": spec.tokenizer, "settings": view_settings(ctx.stage.views),
+            "rendering": spec.rendering, "tokenizer": spec.tokenizer, "rate_hz": spec.rate_hz, "settings": view_settings(ctx.stage.views),
             "inputs": inputs, "stage_version": STAGE_VERSION, "key": key, "vocab_size": len(enc),
             "tokens_per_word": summary["tokens"] / max(1, summary.pop("words")),
             "empty_utterances": int((lengths == 0).sum()), **summary, **info,

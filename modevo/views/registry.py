@@ -1,5 +1,6 @@
 """The modality registry: the ONE place a condition of the experiment is defined.
 
+A condition is a view: a family (an object registered here, see views/families.py) plus its arguments.
 A view maps a corpus row (and, for frame-level views, its rendering or speech units) to token ids. A factor
 is a pair of views that must differ in exactly one thing. View names:
 
@@ -7,12 +8,18 @@ is a pair of views that must differ in exactly one thing. View names:
     text-char           its characters                                          (Text-Raw)
     phone-bpe           sentencepiece BPE over phone strings                    (Phone-BPE)
     phone               one token per phone                                     (Phone-Raw)
-    phone-repeat@R      each phone repeated for its 50 Hz frames in rendering R (Phone-Repeat, R=varied);
+    phone-repeat@R      each phone repeated for its frames in rendering R       (Phone-Repeat, R=varied);
                         R=mean: each phone type's mean frames (pure length, no duration variability)
     speech@R/T          units of rendering R from speech tokenizer T            (Speech; R=varied)
     R=real              a real speech corpus's own recordings and forced alignment (speech.recorded): the
                         paper's own Phone-Repeat and Speech conditions, with no view code of their own
     speech-fixed, speech-varied   aliases of speech@fixed/<default tokenizer> and speech@varied/<...>
+    <frame view>:Nhz    the same at N Hz instead of 50 (50 Hz / a whole number: 25hz, 12.5hz): frames come
+                        from the rendering's times by modevo.frames' rule, units pool 50 Hz features
+
+Adding a condition: write a ViewFamily subclass (views/families.py shows every hook on the built-in ones),
+`register()` it, and give it tests (tests/test_view_families.py adds a toy family this way). Nothing else
+changes: building, task rendering, training, scoring, the plan and the report ask the family.
 """
 
 from __future__ import annotations
@@ -21,34 +28,199 @@ import difflib
 from dataclasses import dataclass
 
 from modevo.errors import ConfigError
+from modevo.frames import DEFAULT_RATE_HZ, parse_rate, rate_suffix
 
 SEP = "<s>"  # id 0 in every view: the utterance boundary the trainer packs between utterances
 SEP_ID = 0
+DEFAULT_TOKENIZER = "mel-kmeans"
 
 
 @dataclass(frozen=True)
 class ViewSpec:
-    name: str  # canonical name, e.g. "phone-repeat@varied", "speech@varied/mel-kmeans"
-    family: str  # text-bpe | text-char | phone-bpe | phone | phone-repeat | speech
+    name: str  # canonical name, e.g. "phone-repeat@varied", "speech@varied/mel-kmeans", "...:25hz"
+    family: str  # the registered family's name, e.g. "phone-repeat"
     paper_name: str
     granularity: str  # subword | character | phone | frame
-    rendering: str | None = None  # phone-repeat and speech: which rendering (or "mean")
-    tokenizer: str | None = None  # speech: which speech tokenizer
+    rendering: str | None = None  # which rendering it reads (or "mean"), for families that take one
+    tokenizer: str | None = None  # which speech tokenizer, for families that read units
+    rate_hz: float = DEFAULT_RATE_HZ  # frames per second of a frame-level view
 
     @property
     def frame_level(self) -> bool:
         return self.granularity == "frame"
 
+    @property
+    def folder(self) -> str:
+        """The name as a path part: 'speech@varied/mel-kmeans:25hz' → 'speech@varied_mel-kmeans_25hz'."""
+        return self.name.replace("/", "_").replace(":", "_")
 
-FAMILIES = {
-    "text-bpe": ("Text-BPE", "subword"),
-    "text-char": ("Text-Raw", "character"),
-    "phone-bpe": ("Phone-BPE", "subword"),
-    "phone": ("Phone-Raw", "phone"),
-    "phone-repeat": ("Phone-Repeat", "frame"),
-    "speech": ("Speech", "frame"),
-}
-DEFAULT_TOKENIZER = "mel-kmeans"
+    @property
+    def view_family(self) -> "ViewFamily":
+        """The registered family object that knows how this view is built, rendered and reported."""
+        return family(self.family)
+
+
+class ViewFamily:
+    """What one kind of view is. Subclasses set the attributes and override the hooks they need; the
+    defaults describe a view read from the corpus row alone (text and phone views).
+
+    Attributes
+        name          the part of a view name before '@'
+        paper_name    the paper's row it stands for (Table 3)
+        granularity   subword | character | phone | frame
+        paper_scores  (sWUGGY, sBLIMP, tSC) of the paper's converged model, or None
+        spelled       task items need written words (a phones-only item cannot be rendered)
+        reads_units   tokens come from audio through a speech tokenizer (released benchmark audio too)
+    """
+
+    name: str = ""
+    paper_name: str = ""
+    granularity: str = "phone"
+    paper_scores: tuple[float, float, float] | None = None
+    spelled: bool = False
+    reads_units: bool = False
+
+    # -- names ---------------------------------------------------------------------------------------------
+    def parse(self, given: str, arg: str, rate_hz: float, default_tokenizer: str) -> ViewSpec:
+        """The spec of `<name>@<arg>:<rate>` (arg and rate already split off); refuse what it cannot take."""
+        if arg:
+            raise ConfigError(f"view '{self.name}' takes no '@{arg}'")
+        self.check_rate(given, rate_hz)
+        return ViewSpec(self.name, self.name, self.paper_name, self.granularity)
+
+    def check_rate(self, given: str, rate_hz: float) -> None:
+        if rate_hz != DEFAULT_RATE_HZ and self.granularity != "frame":
+            raise ConfigError(f"view '{given}': a frame rate applies to frame-level views only "
+                              f"({', '.join(n for n, f in _registry().items() if f.granularity == 'frame')})")
+
+    def condition_name(self, spec: ViewSpec, released: list[str] | tuple = ()) -> str:
+        """How a report row names the condition."""
+        return spec.name
+
+    # -- what it reads -------------------------------------------------------------------------------------
+    def cache_renderings(self, spec: ViewSpec, views_cfg) -> list[str]:
+        """Renderings that must exist before the view is built (its cache inputs)."""
+        return []
+
+    def row_rendering(self, spec: ViewSpec) -> str | None:
+        """The rendering whose per-utterance rows encode() reads, or None."""
+        return None
+
+    # -- building ------------------------------------------------------------------------------------------
+    def encoder(self, spec: ViewSpec, views_cfg, **resources):
+        """The view's Encoder given what it reads (resources as prepare() gathers them)."""
+        raise NotImplementedError(f"family {self.name} defines no encoder")
+
+    def prepare(self, spec: ViewSpec, ctx) -> tuple:
+        """(encoder, cache inputs, manifest info) for `views build` and task rendering; ctx is the build's
+        ViewContext (bpe_folder, rendering, units, rows). The encoder's item_inputs say what a task item's
+        ids depend on besides the item and its test rendering (views with equal item_inputs share them)."""
+        enc = self.encoder(spec, ctx.stage.views)
+        return enc, {}, {}
+
+    def bpe_text(self, row: dict, views_cfg) -> str:
+        raise NotImplementedError(f"family {self.name} is not a BPE view")
+
+    def expected_vocab(self, spec: ViewSpec, views_cfg, units_cfg) -> tuple[int, str]:
+        """Vocabulary size from the config alone (the plan and `train --dry-run`), and how it was found."""
+        raise NotImplementedError(f"family {self.name} does not say its vocabulary")
+
+    # -- task items ----------------------------------------------------------------------------------------
+    def test_renderings(self, spec: ViewSpec, available: list[str]) -> list[str | None]:
+        """The renderings task items are heard in, the headline first; [None]: items need no speech."""
+        return [None]
+
+    def item_speech(self, spec: ViewSpec) -> bool:
+        """Whether a task item must be synthesised (for its durations or its audio) to be encoded."""
+        return False
+
+    def item_encoding(self, spec: ViewSpec) -> str:
+        """The plan's name for what an item's ids depend on: views sharing it render task items once."""
+        return spec.name
+
+
+_FAMILIES: dict[str, ViewFamily] = {}
+_BUILTIN_LOADED = False
+
+
+def _registry() -> dict[str, ViewFamily]:
+    """The registered families, the built-in ones (views/families.py builds on the classes here) first."""
+    global _BUILTIN_LOADED
+    if not _BUILTIN_LOADED:
+        _BUILTIN_LOADED = True
+        from modevo.views.families import builtin
+
+        for fam in builtin():
+            _FAMILIES.setdefault(fam.name, fam)
+        _load_plugins()
+    return _FAMILIES
+
+
+PLUGINS_ENV = "MODEVO_VIEW_FAMILIES"
+
+
+def _load_plugins() -> None:
+    """Modules named in MODEVO_VIEW_FAMILIES (comma-separated) are imported; each registers its families,
+    so a condition of your own works from the command line without editing modevo."""
+    import importlib
+    import os
+
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ConfigError(f"{PLUGINS_ENV}: cannot import '{module}' ({e})") from None
+ALIASES = {"speech-fixed": "speech@fixed/{tokenizer}", "speech-varied": "speech@varied/{tokenizer}"}
+
+
+def register(fam: ViewFamily) -> ViewFamily:
+    """Add a family to the registry (a name registered twice is a programming error)."""
+    if not fam.name or "@" in fam.name or ":" in fam.name:
+        raise ValueError(f"family name {fam.name!r} must be non-empty without '@' or ':'")
+    registry = _registry()
+    if fam.name in registry and type(registry[fam.name]) is not type(fam):
+        raise ValueError(f"view family {fam.name!r} is already registered")
+    registry[fam.name] = fam
+    return fam
+
+
+def unregister(name: str) -> None:
+    _registry().pop(name, None)
+
+
+def families() -> dict[str, ViewFamily]:
+    return dict(_registry())
+
+
+def family(name: str) -> ViewFamily:
+    try:
+        return _registry()[name]
+    except KeyError:
+        raise ConfigError(f"unknown view family '{name}'{_suggest(name)}") from None
+
+
+def _suggest(name: str) -> str:
+    known = list(_registry()) + list(ALIASES) + ["phone-repeat@fixed", "phone-repeat@varied", "phone-repeat@mean",
+                                               "speech@varied/mel-kmeans", "phone-repeat@real", "speech@real/mel-kmeans"]
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else f" (known: {', '.join(_registry())}, {', '.join(ALIASES)})"
+
+
+def parse_view(name: str, default_tokenizer: str = DEFAULT_TOKENIZER) -> ViewSpec:
+    """'phone-repeat@varied:25hz' → ViewSpec; an unknown name is one error naming the closest valid one."""
+    raw = name.strip()
+    base, colon, rate_text = raw.partition(":")
+    rate_hz = parse_rate(rate_text) if colon else DEFAULT_RATE_HZ
+    if base in ALIASES:
+        base = ALIASES[base].format(tokenizer=default_tokenizer)
+    fam_name, _, arg = base.partition("@")
+    if fam_name not in _registry():
+        raise ConfigError(f"unknown view '{name}'{_suggest(name)}")
+    spec = _registry()[fam_name].parse(name, arg, rate_hz, default_tokenizer)
+    if spec.rate_hz != rate_hz or not spec.name.endswith(rate_suffix(rate_hz)):
+        raise ValueError(f"family {fam_name} parsed '{name}' without its rate")  # a family bug, not user input
+    return spec
+
 
 # Factor pairs (from → to). Each pair differs in one property; `between` views sit on the path.
 FACTORS = {
@@ -63,53 +235,33 @@ FACTOR_QUESTION = {
 }
 
 
-def _suggest(name: str) -> str:
-    known = list(FAMILIES) + ["phone-repeat@fixed", "phone-repeat@varied", "phone-repeat@mean", "speech-fixed",
-                              "speech-varied", "speech@varied/mel-kmeans", "phone-repeat@real", "speech@real/mel-kmeans"]
-    match = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"; did you mean '{match[0]}'?" if match else f" (known: {', '.join(FAMILIES)}, speech-fixed, speech-varied)"
+def at_rate(name: str, rate_hz: float, default_tokenizer: str = DEFAULT_TOKENIZER) -> ViewSpec:
+    """The view at another frame rate (a view without frames is itself at every rate)."""
+    spec = parse_view(name, default_tokenizer)
+    if not spec.frame_level:
+        return spec
+    return parse_view(spec.name.partition(":")[0] + rate_suffix(rate_hz), default_tokenizer)
 
 
-def parse_view(name: str, default_tokenizer: str = DEFAULT_TOKENIZER) -> ViewSpec:
-    """'phone-repeat@varied' → ViewSpec; an unknown name is one error naming the closest valid one."""
-    raw = name.strip()
-    if raw in ("speech-fixed", "speech-varied"):
-        raw = f"speech@{raw.split('-', 1)[1]}/{default_tokenizer}"
-    family, _, arg = raw.partition("@")
-    if family not in FAMILIES:
-        raise ConfigError(f"unknown view '{name}'{_suggest(name)}")
-    paper, granularity = FAMILIES[family]
-    if family == "phone-repeat":
-        if not arg:
-            raise ConfigError(f"view '{name}' needs a rendering: phone-repeat@varied, @fixed or @mean")
-        return ViewSpec(f"phone-repeat@{arg}", family, paper, granularity, rendering=arg)
-    if family == "speech":
-        rendering, _, tokenizer = arg.partition("/")
-        if not rendering:
-            raise ConfigError(f"view '{name}' needs a rendering: speech@varied/{default_tokenizer}")
-        tokenizer = tokenizer or default_tokenizer
-        return ViewSpec(f"speech@{rendering}/{tokenizer}", family, paper, granularity, rendering=rendering,
-                        tokenizer=tokenizer)
-    if arg:
-        raise ConfigError(f"view '{family}' takes no '@{arg}'")
-    return ViewSpec(family, family, paper, granularity)
-
-
-def factor_pairs(factor: str, default_tokenizer: str = DEFAULT_TOKENIZER) -> list[tuple[ViewSpec, ViewSpec]]:
+def factor_pairs(factor: str, default_tokenizer: str = DEFAULT_TOKENIZER,
+                 rate_hz: float = DEFAULT_RATE_HZ) -> list[tuple[ViewSpec, ViewSpec]]:
+    """The factor's pairs; at another rate every frame view of them is taken at that rate, so a pair stays
+    matched (speech at R Hz beside phone-repeat at R Hz)."""
     if factor not in FACTORS:
         raise ConfigError(f"unknown factor '{factor}' (factors: {', '.join(FACTORS)}, or all)")
-    return [(parse_view(a, default_tokenizer), parse_view(b, default_tokenizer)) for a, b in FACTORS[factor]]
+    return [(at_rate(a, rate_hz, default_tokenizer), at_rate(b, rate_hz, default_tokenizer)) for a, b in FACTORS[factor]]
 
 
-def factor_views(factor: str, default_tokenizer: str = DEFAULT_TOKENIZER) -> list[str]:
+def factor_views(factor: str, default_tokenizer: str = DEFAULT_TOKENIZER, rate_hz: float = DEFAULT_RATE_HZ) -> list[str]:
     """Canonical names of the views a factor ('A', 'b', ... or 'all') compares, in pair order."""
     factors = list(FACTORS) if factor.upper() == "ALL" else [factor.upper()]
-    return list(dict.fromkeys(s.name for f in factors for pair in factor_pairs(f, default_tokenizer) for s in pair))
+    return list(dict.fromkeys(s.name for f in factors for pair in factor_pairs(f, default_tokenizer, rate_hz)
+                              for s in pair))
 
 
 def factors_of(view: ViewSpec) -> list[str]:
     """The factors a view takes part in (MLflow tags use this)."""
-    return sorted({f for f in FACTORS for a, b in factor_pairs(f, view.tokenizer or DEFAULT_TOKENIZER)
+    return sorted({f for f in FACTORS for a, b in factor_pairs(f, view.tokenizer or DEFAULT_TOKENIZER, view.rate_hz)
                    if view.name in (a.name, b.name)})
 
 
@@ -117,3 +269,4 @@ def all_views(default_tokenizer: str = DEFAULT_TOKENIZER) -> list[ViewSpec]:
     names = ["text-bpe", "text-char", "phone-bpe", "phone", "phone-repeat@mean", "phone-repeat@fixed",
              "phone-repeat@varied", "speech-fixed", "speech-varied"]
     return [parse_view(n, default_tokenizer) for n in names]
+

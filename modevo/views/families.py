@@ -1,0 +1,255 @@
+"""The built-in view families: the paper's six conditions (five families; phone-repeat covers @mean too).
+
+Each family is one object (registered in views/registry.py) that knows its vocabulary and how it is trained,
+how it encodes a corpus row or a task item, which renderings and units it reads (its cache inputs), which
+test renderings its task items are heard in, how a report names it and the paper's numbers for it. To add a
+condition, subclass ViewFamily (or one of these) and `registry.register()` an instance; docs/adding_a_condition.md
+walks through it.
+"""
+
+from __future__ import annotations
+
+from itertools import tee
+
+from modevo.errors import ConfigError
+from modevo.frames import DEFAULT_RATE_HZ, rate_suffix
+from modevo.views.registry import ViewFamily, ViewSpec
+
+SPEECH_TEST_GRID = ("fixed", "varied", "heldout")  # the renderings a speech model is tested on, if built
+
+
+def _tokens_per_word(enc, ctx) -> float:
+    sample = ctx.sample_rows(2000)
+    return sum(len(enc.encode(r)) for r in sample) / max(1, sum(len(r["words"]) for r in sample))
+
+
+def _phone_vocab(views_cfg) -> tuple[int, str]:
+    from modevo.views.encode import phone_tokens
+
+    return 1 + len(phone_tokens(views_cfg)) + (1 if views_cfg.word_boundaries else 0), "the phone inventory + separator"
+
+
+# -- text and phone views: read the corpus row alone --------------------------------------------------------
+class TextBpe(ViewFamily):
+    name, paper_name, granularity = "text-bpe", "Text-BPE", "subword"
+    paper_scores = (85.1, 74.9, 73.6)
+    spelled = True
+
+    def bpe_text(self, row, views_cfg) -> str:
+        from modevo.views.encode import word_text
+
+        return word_text(row, views_cfg)
+
+    def encoder(self, spec, views_cfg, bpe_folder=None, **_):
+        from modevo.views.encode import BpeEncoder
+
+        return BpeEncoder(spec, views_cfg, bpe_folder)
+
+    def vocab_size(self, ctx) -> tuple[int, dict]:
+        """The BPE vocabulary size, and what choosing it measured."""
+        return ctx.stage.views.text_bpe_vocab, {}
+
+    def prepare(self, spec, ctx):
+        vocab, search = self.vocab_size(ctx)
+        folder = ctx.bpe_folder(spec, vocab)
+        enc = self.encoder(spec, ctx.stage.views, bpe_folder=folder)
+        enc.item_inputs = {"name": spec.name, "bpe": folder.name}
+        return enc, {"bpe": folder.name}, {"bpe_model": str(folder), **({"vocab_search": search} if search else {})}
+
+    def expected_vocab(self, spec, views_cfg, units_cfg):
+        return 1 + views_cfg.text_bpe_vocab, "views.text_bpe_vocab + separator"
+
+
+class PhoneBpe(TextBpe):
+    name, paper_name = "phone-bpe", "Phone-BPE"
+    paper_scores = (85.0, 75.0, 70.9)
+    spelled = False
+
+    def bpe_text(self, row, views_cfg) -> str:
+        from modevo.views.encode import phone_text
+
+        return phone_text(row, views_cfg)
+
+    def vocab_size(self, ctx) -> tuple[int, dict]:
+        """The candidate whose tokens per word is closest to text-bpe's (factor A's pair matched in length)."""
+        from modevo.views.registry import parse_view
+
+        text = parse_view("text-bpe")
+        text_enc = text.view_family.encoder(text, ctx.stage.views,
+                                            bpe_folder=ctx.bpe_folder(text, ctx.stage.views.text_bpe_vocab))
+        target = _tokens_per_word(text_enc, ctx)
+        spec = parse_view(self.name)
+        measured = {v: _tokens_per_word(self.encoder(spec, ctx.stage.views, bpe_folder=ctx.bpe_folder(spec, v)), ctx)
+                    for v in ctx.stage.views.phone_bpe_candidates}
+        best = min(measured, key=lambda v: (abs(measured[v] - target), v))
+        return best, {"text_bpe_tokens_per_word": target, "phone_bpe_tokens_per_word": measured}
+
+    def expected_vocab(self, spec, views_cfg, units_cfg):
+        return 1 + max(views_cfg.phone_bpe_candidates), "largest of views.phone_bpe_candidates + separator (searched)"
+
+
+class TextChar(ViewFamily):
+    name, paper_name, granularity = "text-char", "Text-Raw", "character"
+    paper_scores = (85.6, 73.3, 66.0)
+    spelled = True
+
+    def encoder(self, spec, views_cfg, **_):
+        from modevo.views.encode import CharEncoder
+
+        return CharEncoder(spec, views_cfg)
+
+    def expected_vocab(self, spec, views_cfg, units_cfg):
+        return 1 + 27 + (1 if views_cfg.word_boundaries else 0), "a-z and ' + separator"
+
+
+class Phone(ViewFamily):
+    name, paper_name, granularity = "phone", "Phone-Raw", "phone"
+    paper_scores = (85.8, 74.5, 66.6)
+
+    def encoder(self, spec, views_cfg, **_):
+        from modevo.views.encode import PhoneEncoder
+
+        return PhoneEncoder(spec, views_cfg)
+
+    def expected_vocab(self, spec, views_cfg, units_cfg):
+        return _phone_vocab(views_cfg)
+
+
+# -- frame views: read a rendering (and its units) ---------------------------------------------------------
+class FrameFamily(ViewFamily):
+    """A view that takes a rendering and a frame rate: `<name>@<rendering>[:<N>hz]`."""
+
+    granularity = "frame"
+    needs = "a rendering"
+
+    def parse(self, given, arg, rate_hz, default_tokenizer):
+        self.check_rate(given, rate_hz)
+        if not arg.split("/")[0]:
+            raise ConfigError(f"view '{given}' needs {self.needs}: {self.example(default_tokenizer)}")
+        return self.spec(arg, rate_hz, default_tokenizer)
+
+    def example(self, default_tokenizer: str) -> str:
+        return f"{self.name}@varied, @fixed or @mean"
+
+    def spec(self, arg: str, rate_hz: float, default_tokenizer: str) -> ViewSpec:
+        return ViewSpec(f"{self.name}@{arg}{rate_suffix(rate_hz)}", self.name, self.paper_name, self.granularity,
+                        rendering=arg, rate_hz=rate_hz)
+
+    def cache_renderings(self, spec, views_cfg):
+        return [spec.rendering]
+
+    def row_rendering(self, spec):
+        return spec.rendering
+
+    def item_speech(self, spec) -> bool:
+        return True
+
+    def rate_inputs(self, spec) -> dict:
+        """What a non-default rate adds to an item's inputs (nothing at 50 Hz: keys stay as they were)."""
+        return {} if spec.rate_hz == DEFAULT_RATE_HZ else {"rate_hz": spec.rate_hz}
+
+
+class PhoneRepeat(FrameFamily):
+    """Each phone repeated for its frames: the rendering's own durations, or (@mean) each phone type's mean
+    over views.mean_from's train split, which keeps the length and removes duration variability."""
+
+    name, paper_name = "phone-repeat", "Phone-Repeat"
+    paper_scores = (85.5, 66.2, 58.3)
+    MEAN = "mean"
+
+    def condition_name(self, spec, released=()):
+        kind = " (mean durations)" if spec.rendering == self.MEAN else \
+            " (recorded durations)" if spec.rendering == "real" else " (synthetic durations)"
+        return spec.name + kind
+
+    def cache_renderings(self, spec, views_cfg):
+        return [views_cfg.mean_from] if spec.rendering == self.MEAN else [spec.rendering]
+
+    def row_rendering(self, spec):
+        return None if spec.rendering == self.MEAN else spec.rendering
+
+    def item_speech(self, spec) -> bool:
+        return spec.rendering != self.MEAN
+
+    def encoder(self, spec, views_cfg, mean_frames=None, **_):
+        from modevo.views.encode import RepeatEncoder
+
+        return RepeatEncoder(spec, views_cfg, mean_frames=mean_frames if spec.rendering == self.MEAN else None)
+
+    def prepare(self, spec, ctx):
+        cfg = ctx.stage.views
+        if spec.rendering == self.MEAN:
+            from modevo.views.encode import mean_frames
+
+            _, key = ctx.rendering(cfg.mean_from)
+            crows, rrows = tee(ctx.rendered_train_rows(cfg.mean_from))  # consumed in step: one pair buffered
+            means = mean_frames((rr for _, rr in rrows), (cr for cr, _ in crows), spec.rate_hz)
+            enc = self.encoder(spec, cfg, mean_frames=means)
+            enc.item_inputs = {"name": spec.name, "mean_from": key}
+            return enc, {"mean_from": key}, {"mean_frames": means}
+        _, key = ctx.rendering(spec.rendering)
+        enc = self.encoder(spec, cfg)
+        enc.item_inputs = {"name": self.name, **self.rate_inputs(spec)}  # frames come from the item's rendering
+        return enc, {"rendering": key}, {}
+
+    def test_renderings(self, spec, available):
+        return [None] if spec.rendering == self.MEAN else [spec.rendering]
+
+    def expected_vocab(self, spec, views_cfg, units_cfg):
+        return _phone_vocab(views_cfg)
+
+
+class Speech(FrameFamily):
+    """Units of a rendering from a speech tokenizer: `speech@<rendering>/<tokenizer>[:<N>hz]`."""
+
+    name, paper_name = "speech", "Speech"
+    paper_scores = (50.8, 57.3, 52.9)
+    reads_units = True
+    needs = "a rendering"
+
+    def example(self, default_tokenizer):
+        return f"speech@varied/{default_tokenizer}"
+
+    def spec(self, arg, rate_hz, default_tokenizer):
+        rendering, _, tokenizer = arg.partition("/")
+        tokenizer = tokenizer or default_tokenizer
+        return ViewSpec(f"speech@{rendering}/{tokenizer}{rate_suffix(rate_hz)}", self.name, self.paper_name,
+                        self.granularity, rendering=rendering, tokenizer=tokenizer, rate_hz=rate_hz)
+
+    def condition_name(self, spec, released=()):
+        audio = f"; released audio: {', '.join(released)}" if released else ""
+        source = "recorded" if spec.rendering == "real" else "synthetic"
+        return f"speech-{spec.rendering}{rate_suffix(spec.rate_hz)} ({spec.tokenizer}, {source}{audio})"
+
+    def encoder(self, spec, views_cfg, n_units=None, unit_rate_hz=DEFAULT_RATE_HZ, **_):
+        from modevo.views.encode import UnitEncoder
+
+        return UnitEncoder(spec, views_cfg, n_units=n_units, unit_rate_hz=unit_rate_hz)
+
+    def prepare(self, spec, ctx):
+        _, key = ctx.rendering(spec.rendering)
+        _, um = ctx.units(spec.rendering, spec.tokenizer, spec.rate_hz)
+        if abs(um["frame_rate_hz"] - spec.rate_hz) > 1e-9:  # a tokenizer with its own rate (encodec: 75 Hz)
+            raise ConfigError(f"view {spec.name}: tokenizer {spec.tokenizer} emits {um['frame_rate_hz']:g} Hz units, "
+                              f"not {spec.rate_hz:g} Hz")
+        enc = self.encoder(spec, ctx.stage.views, n_units=um["vocab_size"], unit_rate_hz=um["frame_rate_hz"])
+        enc.item_inputs = {"name": f"speech_{spec.tokenizer}", "tokenizer": um["tokenizer_hash"],
+                           "frame_rate_hz": um["frame_rate_hz"]}
+        return enc, {"rendering": key, "units": um["content_hash"]}, {"units": {
+            k: um[k] for k in ("tokenizer", "tokenizer_hash", "vocab_size", "frame_rate_hz", "quality")}}
+
+    def test_renderings(self, spec, available):
+        return [spec.rendering] + [r for r in SPEECH_TEST_GRID if r != spec.rendering and r in available]
+
+    def item_encoding(self, spec) -> str:
+        return f"speech/{spec.tokenizer}{rate_suffix(spec.rate_hz)}"  # @fixed and @varied share the test grid
+
+    def expected_vocab(self, spec, views_cfg, units_cfg):
+        if spec.tokenizer == "encodec":
+            return 1 + 1024, "EnCodec's 1024-entry codebook + separator"
+        return 1 + units_cfg.k, "units.k + separator"
+
+
+def builtin() -> list[ViewFamily]:
+    """The families every modevo has, in the paper's order (registry.py registers them)."""
+    return [TextBpe(), TextChar(), PhoneBpe(), Phone(), PhoneRepeat(), Speech()]
