@@ -9,6 +9,7 @@ STAMP := $(VENV)/.setup-stamp
 SCALE ?= cpu
 SEEDS ?= 0
 TOKENIZER ?= mel-kmeans
+RATE ?= 50hz
 FACTOR ?= all
 SEED ?= 0
 BUDGET ?= tokens
@@ -26,7 +27,7 @@ help:
 	@echo "make corpus SCALE=smoke|cpu|paper   build one scale's corpus (text, phones, renderings)"
 	@echo "make views SCALE=...                 build every view (units and BPE as needed); make stats SCALE=..."
 	@echo "make train VIEW=phone SCALE=cpu      train one condition (SEED=, BUDGET=tokens|epochs|converged)"
-	@echo "make factor-a|factor-b|factor-c SCALE=cpu SEEDS=0,1,2 BUDGET=tokens TOKENIZER=mel-kmeans   one ablation"
+	@echo "make factor-a|factor-b|factor-c SCALE=cpu SEEDS=0,1,2 BUDGET=tokens TOKENIZER=mel-kmeans RATE=50hz   one ablation (RATE: both frame views of a pair at 25hz, 12.5hz...)"
 	@echo "make paper SCALE=...                 every condition, then Tables 3-4 and Figs 1-3 in results/<scale>/"
 	@echo "make plan FACTOR=A SCALE=...         what is cached, what would run and how long, before anything runs"
 	@echo "make eval SCALE=...                  score every finished run of the scale (sBLIMP; layerwise, baselines, CIs)"
@@ -68,7 +69,7 @@ train: setup
 
 # the factor ablations: run what is missing (cached corpus, units, views, runs, scores), then print the
 # factor's rows of Table 3; `make paper` runs every condition and writes Tables 3-4 and Figs 1-3
-FACTOR_ARGS = --scale $(SCALE) --seeds $(SEEDS) --budget $(BUDGET) --tokenizer $(TOKENIZER)
+FACTOR_ARGS = --scale $(SCALE) --seeds $(SEEDS) --budget $(BUDGET) --tokenizer $(TOKENIZER) --rate $(RATE)
 factor-a factor-b factor-c: setup
 	$(MODEVO) factor $(subst factor-,,$@) $(FACTOR_ARGS)
 

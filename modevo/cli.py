@@ -266,6 +266,7 @@ def cmd_report(args) -> int:
 
 
 def _plan_args(args):
+    from modevo.frames import parse_rate
     from modevo.pipeline import plan
     from modevo.views.registry import factor_views
 
@@ -274,7 +275,9 @@ def _plan_args(args):
     args.factor = words.pop(0) if words and "=" not in words[0] else "all"
     args.overrides = words
 
-    views = args.views.split(",") if getattr(args, "views", None) else factor_views(args.factor, args.tokenizer)
+    args.rate_hz = parse_rate(args.rate)
+    views = args.views.split(",") if getattr(args, "views", None) else \
+        factor_views(args.factor, args.tokenizer, args.rate_hz)
     try:
         seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
     except ValueError:
@@ -304,8 +307,8 @@ def cmd_factor(args) -> int:
     print(format_plan(steps), flush=True)
     run_steps(steps, Path(args.runs_dir) / args.scale / "pipeline-times.jsonl")
     factor = None if args.factor.upper() == "ALL" else args.factor.upper()
-    out = report(args.scale, args.out or default_out(args.scale, factor, args.tokenizer), args.runs_dir,
-                 factor=factor, views=factor_views(args.factor, args.tokenizer))
+    out = report(args.scale, args.out or default_out(args.scale, factor, args.tokenizer, args.rate_hz), args.runs_dir,
+                 factor=factor, views=factor_views(args.factor, args.tokenizer, args.rate_hz))
     rows = [r for r in out["table3"] if factor is None or r["factor"] == factor]
     print_rows(rows, f"Table 3 ({args.scale})" + (f", factor {factor}" if factor else ""), out["notes"][:2])
     if out["units"] and factor in (None, "C"):
@@ -329,6 +332,8 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     p.add_argument("--budget", default="tokens", choices=["tokens", "epochs", "converged"])
     p.add_argument("--tokenizer", default="mel-kmeans", help="speech tokenizer of the unit views")
+    p.add_argument("--rate", default="50hz", help="frame rate of the factor's frame views, 50 Hz / n (50hz, 25hz, "
+                   "12.5hz): both views of a pair at that rate (default 50hz)")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--eval-config", default=None, help="default configs/eval/<scale>.yaml")
 

@@ -65,6 +65,21 @@ def test_plan_lists_renderings_and_units_for_frame_views(novels, cache, tmp_path
                                                                  "speech rendering 'varied'"}  # mean_from=varied
 
 
+@needs_espeak
+def test_plan_at_25hz_builds_its_units_and_halves_frame_estimates(novels, cache, tmp_path):
+    at50 = _plan(novels, tmp_path, factor_views("C"))
+    at25 = _plan(novels, tmp_path, factor_views("C", rate_hz=25))
+    units = [s for s in at25 if s.stage == "units"]
+    assert len(units) == 1 and units[0].command.count("--rate") == 1
+    assert units[0].command[units[0].command.index("--rate") + 1] == "25hz" and "at 25hz" in units[0].what
+    assert "--rate" not in next(s for s in at50 if s.stage == "units").command
+    assert [s.what.split(" seed")[0] for s in at25 if s.stage == "train"] == [
+        "phone-repeat@varied:25hz", "speech@varied/mel-kmeans:25hz", "phone-repeat@fixed:25hz",
+        "speech@fixed/mel-kmeans:25hz"]
+    score = lambda steps: sum(s.estimate_s for s in steps if s.stage == "eval")  # noqa: E731
+    assert score(at25) < 0.75 * score(at50)  # half the frames to read, the same items to render
+
+
 def test_plan_cli_bad_scale_is_one_line(capsys, tmp_path):
     assert main(["plan", "A", "--scale", "nosuch", "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()

@@ -32,8 +32,8 @@ def test_rate_in_view_names():
 
 
 @pytest.mark.parametrize("name, message", [
-    ("phone:25hz", "applies to frame-level views only"),
-    ("text-bpe:25hz", "applies to frame-level views only"),
+    ("phone:25hz", "applies to views with frames only"),
+    ("text-bpe:25hz", "applies to views with frames only"),
     ("phone-repeat@varied:30hz", "not 50 Hz divided by a whole number"),
     ("phone-repeat@varied:100hz", "not 50 Hz divided by a whole number"),
     ("speech-varied:fast", "not of the form <number>hz"),
@@ -201,3 +201,40 @@ def test_a_plugin_module_registers_its_family(tmp_path, monkeypatch):
     monkeypatch.setenv(registry.PLUGINS_ENV, "no_such_conditions_module")
     with pytest.raises(ConfigError, match="MODEVO_VIEW_FAMILIES: cannot import 'no_such_conditions_module'"):
         parse_view("phone")
+
+
+# -- the paper's remedies are families too -------------------------------------------------------------------
+def test_remedy_names():
+    assert parse_view("speech-dedup@varied").name == "speech-dedup@varied/mel-kmeans"
+    assert parse_view("speech-bpe@fixed/phonetic-kmeans").tokenizer == "phonetic-kmeans"
+    assert parse_view("speech-dedup@varied:25hz").rate_hz == 25.0
+    assert parse_view("speech-bpe@varied").paper_name == "Speech (unit BPE)"
+
+
+@needs_espeak
+def test_remedy_views_shorten_the_same_units(workdir):
+    """speech-dedup is speech with runs collapsed; speech-bpe's pieces decode back to speech's units exactly."""
+    from modevo.train.config import TrainStageConfig
+    from modevo.views.build import build_views, load_view
+    from modevo.views.bpe import load_bpe
+
+    tmp, novels = workdir
+    from conftest import tiny_run_overrides
+
+    stage = load(TrainStageConfig, ROOT / "configs/train/smoke.yaml", tiny_run_overrides(novels, tmp))
+    names = ["speech@varied/mel-kmeans", "speech-dedup@varied/mel-kmeans", "speech-bpe@varied/mel-kmeans"]
+    views = {n: load_view(r) for n, r in build_views(stage, names, progress=False).items()}
+    speech, collapsed, bpe = (views[n] for n in names)
+    assert speech.ids == collapsed.ids == bpe.ids
+    sp = load_bpe(bpe.manifest["bpe_model"])
+    base = 0x4E00
+    for i in range(len(speech)):
+        u = speech.utterance(i)
+        keep = np.ones(len(u), bool)
+        keep[1:] = u[1:] != u[:-1]
+        assert collapsed.utterance(i).tolist() == u[keep].tolist()
+        text = sp.decode([int(t) - 1 for t in bpe.utterance(i)])
+        assert [ord(c) - base + 1 for c in text] == u.tolist()  # pieces are merges of the same units
+    assert collapsed.manifest["tokens"] < speech.manifest["tokens"] and bpe.manifest["tokens"] < speech.manifest["tokens"]
+    search = bpe.manifest["vocab_search"]
+    assert set(search["unit_bpe_tokens_per_word"]) == {str(v) for v in stage.views.phone_bpe_candidates}  # JSON keys

@@ -12,6 +12,7 @@ from modevo.machine import describe as describe_machine
 from modevo.report.collect import by_condition, check_hashes, collect
 from modevo.report.figures import factor_deltas, layer_curves, training_curves
 from modevo.report.tables import breakdown_rows, compact, grid_rows, paper_note, table3, table4, to_markdown, units_table, wall_times, write_table
+from modevo.frames import DEFAULT_RATE_HZ, rate_suffix
 from modevo.views.registry import DEFAULT_TOKENIZER, factor_views, parse_view
 
 
@@ -86,12 +87,16 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
     return {"table4": t4, "table3": t3, "units": units, "files": files, "notes": notes}
 
 
-def default_out(scale: str, factor: str | None = None, tokenizer: str = DEFAULT_TOKENIZER) -> Path:
+def default_out(scale: str, factor: str | None = None, tokenizer: str = DEFAULT_TOKENIZER,
+                rate_hz: float = DEFAULT_RATE_HZ) -> Path:
     """results/<scale> for the whole paper; one factor's tables go beside it (results/<scale>/factor-a,
-    factor C per tokenizer: factor-c-phonetic-kmeans), so `make factor-c` never overwrites `make paper`."""
+    factor C per tokenizer: factor-c-phonetic-kmeans; another rate: factor-c-mel-kmeans-25hz), so
+    `make factor-c` never overwrites `make paper`."""
+    rate = rate_suffix(rate_hz).replace(":", "-")
     if factor is None:
-        return Path("results") / scale
-    return Path("results") / scale / (f"factor-{factor.lower()}" + (f"-{tokenizer}" if factor.upper() == "C" else ""))
+        return Path("results") / scale / (f"paper{rate}" if rate else "")
+    return Path("results") / scale / (f"factor-{factor.lower()}" + (f"-{tokenizer}" if factor.upper() == "C" else "")
+                                      + rate)
 
 
 def print_rows(rows: list[dict], title: str, notes: list[str], columns: list[str] | None = None) -> None:

@@ -160,23 +160,25 @@ class ViewContext:
                     break
         return valid or first
 
-    def rendered_train_rows(self, name: str):
-        """(corpus row, rendering row) of every train utterance, in corpus order, shard by shard."""
+    def rendered_rows(self, name: str, split: str, tokenizer: str | None = None, rate_hz: float = DEFAULT_RATE_HZ):
+        """(corpus row, rendering row, units or None) of a split's utterances, in corpus order, shard by shard."""
         paths, _ = self.rendering(name)
+        units = self.units(name, tokenizer, rate_hz)[0] if tokenizer else None
         for shard, rows in self.iter_shards():
-            train = [r for r in rows if r["split"] == "train"]
-            if train:
+            rows = [r for r in rows if r["split"] == split]
+            if rows:
                 rend = rendering_shard(paths, shard)
-                yield from ((r, rend[r["id"]]) for r in train)
+                uu = units_shard(units, shard) if units is not None else {}
+                yield from ((r, rend[r["id"]], np.asarray(uu[r["id"]]) if units is not None else None) for r in rows)
 
     def bpe_folder(self, spec: ViewSpec, vocab_size: int) -> Path:
-        """The family's sentencepiece model of vocab_size over the train split (trained if missing)."""
-        key = (spec.family, vocab_size)
+        """The family's sentencepiece model of vocab_size over its train-split sentences (trained if missing)."""
+        key = (spec.family, spec.rendering, spec.tokenizer, spec.rate_hz, vocab_size)
         if key not in self._cache:
-            cfg, fam = self.stage.views, spec.view_family
-            sentences = _Reiterable(lambda: (fam.bpe_text(r, cfg) for r in self.iter_rows("train")))
+            fam = spec.view_family
+            sentences = _Reiterable(lambda: fam.bpe_sentences(spec, self))
             root = Path(self.stage.units.tokenizers_dir)
-            self._cache[key] = train_bpe(sentences, vocab_size, root, spec.family, cfg.bpe_max_sentences)
+            self._cache[key] = train_bpe(sentences, vocab_size, root, spec.family, self.stage.views.bpe_max_sentences)
         return self._cache[key]
 
     def rendering(self, name: str) -> tuple[RenderingPaths, str]:

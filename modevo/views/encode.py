@@ -140,24 +140,57 @@ class RepeatEncoder(PhoneEncoder):
 
 
 class UnitEncoder(Encoder):
-    """Speech units of the utterance's audio, inside its phone span."""
+    """Speech units of the utterance's audio, inside its phone span; `collapse` (or the views setting
+    dedup_units) collapses runs of one unit."""
 
-    def __init__(self, spec: ViewSpec, cfg: ViewsConfig, n_units: int, unit_rate_hz: float = DEFAULT_RATE_HZ):
+    def __init__(self, spec: ViewSpec, cfg: ViewsConfig, n_units: int, unit_rate_hz: float = DEFAULT_RATE_HZ,
+                 collapse: bool = False):
         super().__init__(spec, cfg)
         self.unit_ms = frame_ms(unit_rate_hz)
+        self.collapse = collapse or cfg.dedup_units
         self.vocab = [SEP] + [f"u{i}" for i in range(n_units)]
         self._index()
 
     def encode(self, row, rendering=None, units=None) -> np.ndarray:
         """Units inside the phone span only: leading and trailing silence are not in phone-repeat either."""
-        start = int(frame_index(rendering["start_ms"][0], self.unit_ms))
-        end = int(frame_index(rendering["start_ms"][-1] + rendering["durations_ms"][-1], self.unit_ms))
-        return self.encode_units(units[start:end])
+        return self.encode_units(span_units(units, rendering, self.unit_ms))
 
     def encode_units(self, units: np.ndarray) -> np.ndarray:
         """Unit ids → token ids (whole, as given: a released file has no alignment to trim silence by)."""
         out = np.asarray(units, dtype=np.int64) + 1
-        return dedup(out) if self.cfg.dedup_units else out
+        return dedup(out) if self.collapse else out
+
+
+def span_units(units: np.ndarray, rendering: dict, unit_ms: float) -> np.ndarray:
+    """The units from the first phone's start to the last phone's end (the rule's frame boundaries)."""
+    start = int(frame_index(rendering["start_ms"][0], unit_ms))
+    end = int(frame_index(rendering["start_ms"][-1] + rendering["durations_ms"][-1], unit_ms))
+    return np.asarray(units)[start:end]
+
+
+_UNIT_CHAR_BASE = 0x4E00  # CJK ideographs: 20,992 code points NFKC leaves alone, none a space
+
+
+def unit_text(units: np.ndarray) -> str:
+    """Units as one character each, the string unit BPE learns merges on (no spaces: units have no words)."""
+    return "".join(chr(_UNIT_CHAR_BASE + int(u)) for u in units)
+
+
+class UnitBpeEncoder(Encoder):
+    """sentencepiece BPE over an utterance's unit string (its phone span, as the speech view)."""
+
+    def __init__(self, spec: ViewSpec, cfg: ViewsConfig, bpe_folder, unit_rate_hz: float = DEFAULT_RATE_HZ):
+        super().__init__(spec, cfg)
+        self.unit_ms = frame_ms(unit_rate_hz)
+        self.sp = load_bpe(bpe_folder)
+        self.vocab = [SEP] + [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
+        self._index()
+
+    def encode(self, row, rendering=None, units=None) -> np.ndarray:
+        return self.encode_units(span_units(units, rendering, self.unit_ms))
+
+    def encode_units(self, units: np.ndarray) -> np.ndarray:
+        return np.asarray(self.sp.encode(unit_text(units)), dtype=np.int64) + 1
 
 
 def dedup(ids: np.ndarray) -> np.ndarray:

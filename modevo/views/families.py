@@ -120,6 +120,7 @@ class FrameFamily(ViewFamily):
     """A view that takes a rendering and a frame rate: `<name>@<rendering>[:<N>hz]`."""
 
     granularity = "frame"
+    takes_rate = True
     needs = "a rendering"
 
     def parse(self, given, arg, rate_hz, default_tokenizer):
@@ -182,8 +183,8 @@ class PhoneRepeat(FrameFamily):
             from modevo.views.encode import mean_frames
 
             _, key = ctx.rendering(cfg.mean_from)
-            crows, rrows = tee(ctx.rendered_train_rows(cfg.mean_from))  # consumed in step: one pair buffered
-            means = mean_frames((rr for _, rr in rrows), (cr for cr, _ in crows), spec.rate_hz)
+            crows, rrows = tee(ctx.rendered_rows(cfg.mean_from, "train"))  # consumed in step: one pair buffered
+            means = mean_frames((rr for _, rr, _ in rrows), (cr for cr, _, _ in crows), spec.rate_hz)
             enc = self.encoder(spec, cfg, mean_frames=means)
             enc.item_inputs = {"name": spec.name, "mean_from": key}
             return enc, {"mean_from": key}, {"mean_frames": means}
@@ -208,12 +209,12 @@ class Speech(FrameFamily):
     needs = "a rendering"
 
     def example(self, default_tokenizer):
-        return f"speech@varied/{default_tokenizer}"
+        return f"{self.name}@varied/{default_tokenizer}"
 
     def spec(self, arg, rate_hz, default_tokenizer):
         rendering, _, tokenizer = arg.partition("/")
         tokenizer = tokenizer or default_tokenizer
-        return ViewSpec(f"speech@{rendering}/{tokenizer}{rate_suffix(rate_hz)}", self.name, self.paper_name,
+        return ViewSpec(f"{self.name}@{rendering}/{tokenizer}{rate_suffix(rate_hz)}", self.name, self.paper_name,
                         self.granularity, rendering=rendering, tokenizer=tokenizer, rate_hz=rate_hz)
 
     def condition_name(self, spec, released=()):
@@ -250,6 +251,91 @@ class Speech(FrameFamily):
         return 1 + units_cfg.k, "units.k + separator"
 
 
+# -- the paper's proposed remedies (issue 23): shorter, less redundant unit sequences --------------------------
+class SpeechDedup(Speech):
+    """speech@R/T with every run of one unit collapsed to one token (the paper's "deduplicated units"): its
+    length twin among the phone views is `phone` (phone-repeat collapsed), not phone-repeat."""
+
+    name, paper_name, paper_scores = "speech-dedup", "Speech (dedup)", None
+
+    def encoder(self, spec, views_cfg, n_units=None, unit_rate_hz=DEFAULT_RATE_HZ, **_):
+        from modevo.views.encode import UnitEncoder
+
+        return UnitEncoder(spec, views_cfg, n_units=n_units, unit_rate_hz=unit_rate_hz, collapse=True)
+
+    def prepare(self, spec, ctx):
+        enc, inputs, info = super().prepare(spec, ctx)
+        enc.item_inputs = {**enc.item_inputs, "name": f"{self.name}_{spec.tokenizer}"}
+        return enc, inputs, info
+
+    def condition_name(self, spec, released=()):
+        return f"{self.name}-" + super().condition_name(spec, released).removeprefix("speech-")
+
+    def item_encoding(self, spec) -> str:
+        return f"{self.name}/{spec.tokenizer}{rate_suffix(spec.rate_hz)}"
+
+
+class SpeechBpe(Speech):
+    """sentencepiece BPE over a rendering's unit strings (its train split), the vocabulary chosen from
+    views.phone_bpe_candidates by phone-bpe's rule: tokens per word closest to text-bpe's."""
+
+    name, paper_name, paper_scores = "speech-bpe", "Speech (unit BPE)", None
+    granularity = "subword"
+
+    def bpe_sentences(self, spec, ctx):
+        from modevo.views.encode import span_units, unit_text
+
+        unit_ms = 1000.0 / spec.rate_hz
+        return (unit_text(span_units(u, rr, unit_ms))
+                for _, rr, u in ctx.rendered_rows(spec.rendering, "train", spec.tokenizer, spec.rate_hz))
+
+    def encoder(self, spec, views_cfg, bpe_folder=None, unit_rate_hz=DEFAULT_RATE_HZ, **_):
+        from modevo.views.encode import UnitBpeEncoder
+
+        return UnitBpeEncoder(spec, views_cfg, bpe_folder, unit_rate_hz=unit_rate_hz)
+
+    def vocab_size(self, spec, ctx) -> tuple[int, dict]:
+        from modevo.views.registry import parse_view
+
+        text = parse_view("text-bpe")
+        target = _tokens_per_word(text.view_family.encoder(
+            text, ctx.stage.views, bpe_folder=ctx.bpe_folder(text, ctx.stage.views.text_bpe_vocab)), ctx)
+        sample = []  # the first 2,000 valid utterances with their units
+        for row, rr, u in ctx.rendered_rows(spec.rendering, "valid", spec.tokenizer, spec.rate_hz):
+            sample.append((row, rr, u))
+            if len(sample) == 2000:
+                break
+        words = max(1, sum(len(r["words"]) for r, _, _ in sample))
+        measured = {}
+        for v in ctx.stage.views.phone_bpe_candidates:
+            enc = self.encoder(spec, ctx.stage.views, bpe_folder=ctx.bpe_folder(spec, v), unit_rate_hz=spec.rate_hz)
+            measured[v] = sum(len(enc.encode(r, rendering=rr, units=u)) for r, rr, u in sample) / words
+        best = min(measured, key=lambda v: (abs(measured[v] - target), v))
+        return best, {"text_bpe_tokens_per_word": target, "unit_bpe_tokens_per_word": measured}
+
+    def prepare(self, spec, ctx):
+        _, key = ctx.rendering(spec.rendering)
+        _, um = ctx.units(spec.rendering, spec.tokenizer, spec.rate_hz)
+        vocab, search = self.vocab_size(spec, ctx)
+        folder = ctx.bpe_folder(spec, vocab)
+        enc = self.encoder(spec, ctx.stage.views, bpe_folder=folder, unit_rate_hz=um["frame_rate_hz"])
+        # items: the unit tokenizer's units, then this rendering's merges (fixed and varied learn their own)
+        enc.item_inputs = {"name": f"{self.name}_{spec.tokenizer}", "tokenizer": um["tokenizer_hash"],
+                           "frame_rate_hz": um["frame_rate_hz"], "bpe": folder.name}
+        return enc, {"rendering": key, "units": um["content_hash"], "bpe": folder.name}, {
+            "bpe_model": str(folder), "vocab_search": search,
+            "units": {k: um[k] for k in ("tokenizer", "tokenizer_hash", "vocab_size", "frame_rate_hz", "quality")}}
+
+    def condition_name(self, spec, released=()):
+        return f"{self.name}-" + super().condition_name(spec, released).removeprefix("speech-")
+
+    def item_encoding(self, spec) -> str:
+        return f"{self.name}@{spec.rendering}/{spec.tokenizer}{rate_suffix(spec.rate_hz)}"
+
+    def expected_vocab(self, spec, views_cfg, units_cfg):
+        return 1 + max(views_cfg.phone_bpe_candidates), "largest of views.phone_bpe_candidates + separator (searched)"
+
+
 def builtin() -> list[ViewFamily]:
-    """The families every modevo has, in the paper's order (registry.py registers them)."""
-    return [TextBpe(), TextChar(), PhoneBpe(), Phone(), PhoneRepeat(), Speech()]
+    """The families every modevo has, in the paper's order, then the remedies (registry.py registers them)."""
+    return [TextBpe(), TextChar(), PhoneBpe(), Phone(), PhoneRepeat(), Speech(), SpeechDedup(), SpeechBpe()]

@@ -71,6 +71,7 @@ class ViewFamily:
         paper_scores  (sWUGGY, sBLIMP, tSC) of the paper's converged model, or None
         spelled       task items need written words (a phones-only item cannot be rendered)
         reads_units   tokens come from audio through a speech tokenizer (released benchmark audio too)
+        takes_rate    its name may carry a frame rate (':25hz')
     """
 
     name: str = ""
@@ -79,6 +80,7 @@ class ViewFamily:
     paper_scores: tuple[float, float, float] | None = None
     spelled: bool = False
     reads_units: bool = False
+    takes_rate: bool = False
 
     # -- names ---------------------------------------------------------------------------------------------
     def parse(self, given: str, arg: str, rate_hz: float, default_tokenizer: str) -> ViewSpec:
@@ -89,9 +91,9 @@ class ViewFamily:
         return ViewSpec(self.name, self.name, self.paper_name, self.granularity)
 
     def check_rate(self, given: str, rate_hz: float) -> None:
-        if rate_hz != DEFAULT_RATE_HZ and self.granularity != "frame":
-            raise ConfigError(f"view '{given}': a frame rate applies to frame-level views only "
-                              f"({', '.join(n for n, f in _registry().items() if f.granularity == 'frame')})")
+        if rate_hz != DEFAULT_RATE_HZ and not self.takes_rate:
+            raise ConfigError(f"view '{given}': a frame rate applies to views with frames only "
+                              f"({', '.join(n for n, f in _registry().items() if f.takes_rate)})")
 
     def condition_name(self, spec: ViewSpec, released: list[str] | tuple = ()) -> str:
         """How a report row names the condition."""
@@ -120,6 +122,10 @@ class ViewFamily:
 
     def bpe_text(self, row: dict, views_cfg) -> str:
         raise NotImplementedError(f"family {self.name} is not a BPE view")
+
+    def bpe_sentences(self, spec: ViewSpec, ctx):
+        """What a BPE family's sentencepiece model learns from: bpe_text of every train-split row."""
+        return (self.bpe_text(r, ctx.stage.views) for r in ctx.iter_rows("train"))
 
     def expected_vocab(self, spec: ViewSpec, views_cfg, units_cfg) -> tuple[int, str]:
         """Vocabulary size from the config alone (the plan and `train --dry-run`), and how it was found."""
@@ -238,7 +244,7 @@ FACTOR_QUESTION = {
 def at_rate(name: str, rate_hz: float, default_tokenizer: str = DEFAULT_TOKENIZER) -> ViewSpec:
     """The view at another frame rate (a view without frames is itself at every rate)."""
     spec = parse_view(name, default_tokenizer)
-    if not spec.frame_level:
+    if not spec.view_family.takes_rate:
         return spec
     return parse_view(spec.name.partition(":")[0] + rate_suffix(rate_hz), default_tokenizer)
 
