@@ -18,7 +18,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench coverage faults setup test smoke corpus views stats train tune eval factor-a factor-b factor-c paper plan report clean-cache help ui
+.PHONY: bench coverage faults setup test smoke corpus views stats train tune eval factor-a factor-b factor-c paper remedies factor-c-sweep plan report clean-cache help ui
 
 help:
 	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
@@ -29,6 +29,8 @@ help:
 	@echo "make train VIEW=phone SCALE=cpu      train one condition (SEED=, BUDGET=tokens|epochs|converged)"
 	@echo "make factor-a|factor-b|factor-c SCALE=cpu SEEDS=0,1,2 BUDGET=tokens TOKENIZER=mel-kmeans RATE=50hz   one ablation (RATE: both frame views of a pair at 25hz, 12.5hz...)"
 	@echo "make paper SCALE=...                 every condition, then Tables 3-4 and Figs 1-3 in results/<scale>/"
+	@echo "make remedies SCALE=... TOKENIZERS=\"mel-kmeans phonetic-kmeans\"   unit dedup, unit BPE, 25/12.5 Hz: gap closed"
+	@echo "make factor-c-sweep SCALE=...        factor C knob by knob (speaker, rate, pitch, range) vs speech-fixed"
 	@echo "make plan FACTOR=A SCALE=...         what is cached, what would run and how long, before anything runs"
 	@echo "make eval SCALE=...                  score every finished run of the scale (sBLIMP; layerwise, baselines, CIs)"
 	@echo "make bench                           every benchmark in bench/ against its same-run reference; ratios last (~15 min)"
@@ -75,6 +77,16 @@ factor-a factor-b factor-c: setup
 
 paper: setup
 	$(MODEVO) factor all $(FACTOR_ARGS)
+
+# issue 23's campaigns, one unit tokenizer after the other: the paper's remedies (share of the speech → phone
+# gap each closes) → results/<scale>/remedies/; factor C knob by knob → results/<scale>/factor-c-sweep/
+TOKENIZERS ?= mel-kmeans phonetic-kmeans
+CAMPAIGN_ARGS = --scale $(SCALE) --seeds $(SEEDS) --budget $(BUDGET)
+remedies: setup
+	@for t in $(TOKENIZERS); do $(MODEVO) remedies $(CAMPAIGN_ARGS) --tokenizer $$t || exit 1; done
+
+factor-c-sweep: setup
+	@for t in $(TOKENIZERS); do $(MODEVO) sweep $(CAMPAIGN_ARGS) --tokenizer $$t || exit 1; done
 
 plan: setup
 	$(MODEVO) plan $(FACTOR) $(FACTOR_ARGS)

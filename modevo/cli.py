@@ -320,6 +320,45 @@ def cmd_factor(args) -> int:
     return 0
 
 
+def _campaign(args, views: list[str], report_fn, title: str) -> int:
+    """Plan and run the missing steps of these views (as `modevo factor` does), then write their tables."""
+    from pathlib import Path
+
+    from modevo.pipeline import format_plan, plan, run_steps
+    from modevo.report.report import print_rows
+
+    try:
+        seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got '{args.seeds}'") from None
+    steps = plan(args.scale, views, seeds, args.budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config,
+                 overrides=list(args.overrides))
+    print(format_plan(steps), flush=True)
+    if args.plan_only:
+        return 0
+    run_steps(steps, Path(args.runs_dir) / args.scale / "pipeline-times.jsonl")
+    out = report_fn(args.scale, views, out=args.out, runs_dir=args.runs_dir)
+    print_rows([{k: v for k, v in r.items() if not k.startswith("_")} for r in out["rows"]],
+               f"{title} ({args.scale})", out["notes"])
+    print(f"wrote {len(out['files'])} files to {out['files'][0].parent}")
+    return 0
+
+
+def cmd_remedies(args) -> int:
+    from modevo.report.remedies import remedies_report
+    from modevo.views.registry import remedy_views
+
+    return _campaign(args, remedy_views(args.tokenizer), remedies_report,
+                     "The paper's remedies: share of the speech → phone gap closed")
+
+
+def cmd_sweep(args) -> int:
+    from modevo.report.remedies import sweep_report
+    from modevo.views.registry import sweep_views
+
+    return _campaign(args, sweep_views(args.tokenizer), sweep_report, "Factor C knob by knob")
+
+
 def cmd_ui(args) -> int:
     from modevo.report.ui import serve
 
@@ -327,13 +366,14 @@ def cmd_ui(args) -> int:
     return 0
 
 
-def _add_plan_args(p: argparse.ArgumentParser) -> None:
+def _add_plan_args(p: argparse.ArgumentParser, rate: bool = True) -> None:
     p.add_argument("--scale", default="cpu")
     p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     p.add_argument("--budget", default="tokens", choices=["tokens", "epochs", "converged"])
     p.add_argument("--tokenizer", default="mel-kmeans", help="speech tokenizer of the unit views")
-    p.add_argument("--rate", default="50hz", help="frame rate of the factor's frame views, 50 Hz / n (50hz, 25hz, "
-                   "12.5hz): both views of a pair at that rate (default 50hz)")
+    if rate:
+        p.add_argument("--rate", default="50hz", help="frame rate of the factor's frame views, 50 Hz / n (50hz, 25hz, "
+                       "12.5hz): both views of a pair at that rate (default 50hz)")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--eval-config", default=None, help="default configs/eval/<scale>.yaml")
 
@@ -470,6 +510,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "factor: results/<scale>/factor-<x>, for C factor-c-<tokenizer>)")
     _add_plan_args(fa)
     fa.set_defaults(func=cmd_factor)
+
+    for name, func, what, out in (
+            ("remedies", cmd_remedies, "the paper's remedies (unit dedup, unit BPE, 25 and 12.5 Hz units): train, score, "
+             "and the share of the speech-varied → phone gap each closes", "results/<scale>/remedies"),
+            ("sweep", cmd_sweep, "factor C knob by knob: speech on each knob-alone rendering (speaker, rate, pitch, "
+             "range) against speech-fixed, rate's duration and acoustic parts", "results/<scale>/factor-c-sweep")):
+        cp_ = stages.add_parser(name, help=what)
+        cp_.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of every run's training config")
+        cp_.add_argument("--out", default=None, help=f"where the table and figure go (default {out})")
+        cp_.add_argument("--plan-only", action="store_true", help="print what would run, run nothing")
+        _add_plan_args(cp_, rate=False)
+        cp_.set_defaults(func=func)
 
     ui = stages.add_parser("ui", help="the MLflow UI over the runs, on 127.0.0.1 (Ctrl-C stops it)")
     ui.add_argument("--runs-dir", default="runs")

@@ -119,3 +119,60 @@ def factor_deltas(table3_rows: list[dict], path: Path, hashes: dict[str, str]) -
     note = "black: CI spans 0 (cannot tell unless TOST shows equivalence); red/green: lower/higher after\ntask sets " \
         + ", ".join(f"{t} {h}" for t, h in hashes.items())
     return _finish(plt, fig, path, note)
+
+
+def gap_closed_figure(rows: list[dict], path: Path, hashes: dict[str, str]) -> Path:
+    """`make remedies`: per task, the share of the speech-varied → phone gap each remedy closes (%, Fieller's
+    95% interval); an unbounded interval (the gap is not clear of zero) is drawn across and marked."""
+    plt = _plt()
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    heights = [max(1, sum(r["task"] == t for r in rows)) for t in tasks]
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(8, 0.9 + 0.32 * sum(heights) + 0.5 * len(tasks)), dpi=120,
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    lim = (-60.0, 160.0)
+    for ax, task in zip(axes[:, 0], tasks):
+        mine = [r for r in rows if r["task"] == task]
+        for y, r in enumerate(mine):
+            closed, lo, hi = (100 * v for v in r["_gap"])
+            if not (abs(lo) < float("inf") and abs(hi) < float("inf")):
+                ax.plot(lim, [y, y], color="grey", lw=0.8, ls="--")
+                ax.text(lim[1], y, " cannot tell", va="center", fontsize=7, color="grey")
+                continue
+            colour = "tab:green" if lo > 0 else ("tab:red" if hi < 0 else "black")
+            shown = min(max(closed, lim[0]), lim[1])
+            ax.errorbar(shown, y, xerr=[[shown - max(lo, lim[0])], [min(hi, lim[1]) - shown]], fmt="o", ms=4,
+                        capsize=3, color=colour)
+        ax.axvline(0, color="grey", lw=0.8, ls=":")
+        ax.axvline(100, color="grey", lw=0.8, ls=":")
+        ax.set_xlim(*lim)
+        ax.set_yticks(range(len(mine)), [f"{r['tokenizer']}: {r['remedy']}" for r in mine], fontsize=7)
+        ax.set_ylim(len(mine) - 0.5, -0.5)
+        ax.set_title(task, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("share of the speech-varied → phone gap closed, % (0: none; 100: all; 95% Fieller interval)")
+    note = "green: closes some of the gap (interval above 0); dashed: cannot tell (the gap's own CI includes 0)\n" \
+        "task sets " + ", ".join(f"{t} {h}" for t, h in hashes.items())
+    return _finish(plt, fig, path, note)
+
+
+def knob_deltas(rows: list[dict], path: Path, hashes: dict[str, str]) -> Path:
+    """`make factor-c-sweep`: per task, Δ accuracy of speech on each knob-alone rendering against speech-fixed
+    (points, paired 95% CI); the last row of each tokenizer is all knobs at once (speech-varied)."""
+    plt = _plt()
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    heights = [max(1, sum(r["task"] == t for r in rows)) for t in tasks]
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(8, 0.9 + 0.32 * sum(heights) + 0.5 * len(tasks)), dpi=120,
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, task in zip(axes[:, 0], tasks):
+        mine = [r for r in rows if r["task"] == task]
+        for y, r in enumerate(mine):
+            mean, lo, hi = (100 * v for v in r["_delta"])
+            ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", ms=4, capsize=3,
+                        color="black" if lo <= 0 <= hi else ("tab:green" if lo > 0 else "tab:red"))
+        ax.axvline(0, color="grey", lw=0.8, ls=":")
+        ax.set_yticks(range(len(mine)), [f"{r['tokenizer']}: {r['knob']}" for r in mine], fontsize=7)
+        ax.set_ylim(len(mine) - 0.5, -0.5)
+        ax.set_title(task, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("speech on the knob's rendering − speech-fixed, accuracy points (paired 95% CI)")
+    note = "black: CI spans 0 (cannot tell); red/green: lower/higher with the knob\ntask sets " \
+        + ", ".join(f"{t} {h}" for t, h in hashes.items())
+    return _finish(plt, fig, path, note)

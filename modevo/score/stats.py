@@ -375,3 +375,51 @@ def verdict(diff: Estimate, tost_result: dict | None = None) -> str:
     if tost_result is not None and tost_result.get("equivalent"):
         return f"equivalent within ±{tost_result['margin'] * 100:g} points"
     return "cannot tell"
+
+
+def gap_closed(start, remedy, target, clusters=None, level: float = 0.95) -> dict:
+    """The share of the start → target gap a remedy closes: (remedy − start) / (target − start), of mean
+    accuracies on common items (e.g. speech-varied → phone, remedy speech-dedup), with Fieller's interval.
+
+    Arrays are (n_items,) scores, or (n_seeds, n_items) averaged over seeds first (then the interval counts
+    item and cluster variance only, not seed variance: the method says so). Fieller's interval uses the
+    cluster-robust (CR1) covariance of the two mean differences and t with C−1 df, the correlation between
+    them included (they share `start`). When the gap itself is not clear of zero at this level the interval
+    is unbounded: "cannot tell" (bench/coverage.py measures its coverage).
+    """
+    s, r, t = (np.asarray(x, dtype=np.float64) for x in (start, remedy, target))
+    seeds = s.ndim == 2
+    s, r, t = (x.mean(axis=0) if x.ndim == 2 else x for x in (s, r, t))
+    if not (s.shape == r.shape == t.shape) or s.ndim != 1 or len(s) == 0:
+        raise InputError("gap_closed: start, remedy and target need scores on the same items")
+    num, den = r - s, t - s
+    n = len(s)
+    codes, n_clusters = _cluster_codes(clusters, n)
+    q = 1 - (1 - level) / 2
+    m_n, m_d = float(num.mean()), float(den.mean())
+    method = f"Fieller, CR1 over {n_clusters} {'items' if clusters is None else 'clusters'}" + \
+        (", seed-averaged items (seed variance not counted)" if seeds else "")
+    out = {"closed": m_n / m_d if m_d != 0 else math.nan, "remedy_minus_start": m_n, "gap": m_d, "n": n,
+           "level": level, "method": method, "lo": -math.inf, "hi": math.inf, "verdict": "cannot tell"}
+    if n_clusters < 2:
+        return out
+    counts = np.bincount(codes, minlength=n_clusters).astype(float)
+    cn = np.bincount(codes, weights=num, minlength=n_clusters) - counts * m_n
+    cd = np.bincount(codes, weights=den, minlength=n_clusters) - counts * m_d
+    k = n_clusters / (n_clusters - 1) / n ** 2
+    v_nn, v_dd, v_nd = k * float(cn @ cn), k * float(cd @ cd), k * float(cn @ cd)
+    tq = t_ppf(q, n_clusters - 1)
+    out["gap_lo"], out["gap_hi"] = m_d - tq * math.sqrt(v_dd), m_d + tq * math.sqrt(v_dd)
+    # (m_n − θ m_d)² ≤ t² (v_nn − 2θ v_nd + θ² v_dd)  ⇔  a θ² + b θ + c ≤ 0
+    a = m_d ** 2 - tq ** 2 * v_dd
+    b = -2 * (m_n * m_d - tq ** 2 * v_nd)
+    c = m_n ** 2 - tq ** 2 * v_nn
+    if a <= 0:  # the gap's own interval holds zero: the ratio is unbounded
+        return out
+    disc = b * b - 4 * a * c
+    root = math.sqrt(max(disc, 0.0))
+    out["lo"], out["hi"] = (-b - root) / (2 * a), (-b + root) / (2 * a)
+    out["verdict"] = "closes part" if out["lo"] > 0 and out["hi"] < 1 else \
+        "closes none (or widens)" if out["hi"] < 0 else "closes it all (or more)" if out["lo"] > 1 else \
+        "some, cannot tell how much" if out["lo"] > 0 else "cannot tell"
+    return out

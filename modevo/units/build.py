@@ -330,18 +330,21 @@ def load_units(paths: UnitsPaths):
 
 # -- the whole stage -----------------------------------------------------------------------------------------
 def build_units(cfg: UnitsConfig, corpus_cfg: CorpusConfig, progress: bool = True,
-                rate_hz: float = DEFAULT_RATE_HZ) -> dict[str, UnitsPaths]:
+                rate_hz: float = DEFAULT_RATE_HZ, also: list[str] | tuple = ()) -> dict[str, UnitsPaths]:
     """Train (or reuse) the tokenizer(s) and encode every rendering in cfg.renderings, units at rate_hz.
 
     Train-role renderings train one shared codebook on the union of their train splits (or one each with
-    per_rendering); eval-role renderings (e.g. the held-out voice) are encoded with the shared one.
+    per_rendering); eval-role renderings (e.g. the held-out voice) are encoded with the shared one, and so
+    are the renderings in `also` (a knob-alone rendering of factor C's sweep is heard through the very
+    codebook speech-fixed and speech-varied use, so the two differ in the rendering alone).
     """
     from modevo.corpus.render import rendering_paths
 
     tokenizer_params(cfg, rate_hz)  # a rate the tokenizer cannot give is refused before any work
     manifest, corpus = load_manifest(corpus_cfg)
+    also = [n for n in also if n not in cfg.renderings]
     paths = {}
-    for name in cfg.renderings:
+    for name in list(cfg.renderings) + also:
         if name not in corpus_cfg.speech.renderings:
             raise InputError(f"no rendering named '{name}' (declared: {', '.join(corpus_cfg.speech.renderings)})")
         paths[name] = rendering_paths(corpus_cfg, corpus, manifest, name)[0]
@@ -350,7 +353,7 @@ def build_units(cfg: UnitsConfig, corpus_cfg: CorpusConfig, progress: bool = Tru
     if not train:
         raise InputError("units: no train-role rendering among " + ", ".join(cfg.renderings))
     out = {}
-    for name in cfg.renderings:
+    for name in list(cfg.renderings) + also:
         if cfg.per_rendering and name in train:
             folder = train_tokenizer(cfg, corpus_cfg, [paths[name]], progress, rate_hz)
         else:  # cached after the first

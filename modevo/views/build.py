@@ -197,12 +197,11 @@ class ViewContext:
         key = ("units", rendering, tokenizer, rate_hz)
         if key not in self._cache:
             ucfg = dataclasses.replace(copy.deepcopy(self.stage.units), tokenizer=tokenizer)
-            if rendering not in ucfg.renderings:
-                ucfg.renderings = list(ucfg.renderings) + [rendering]
-            for name in ucfg.renderings:
+            for name in dict.fromkeys(list(ucfg.renderings) + [rendering]):
                 build_rendering(self.stage.corpus, name, progress=self.progress)
+            # a rendering outside units.renderings is encoded with their codebook, never trained on
             rate = {} if rate_hz == DEFAULT_RATE_HZ else {"rate_hz": rate_hz}
-            paths = build_units(ucfg, self.stage.corpus, progress=self.progress, **rate)[rendering]
+            paths = build_units(ucfg, self.stage.corpus, progress=self.progress, also=[rendering], **rate)[rendering]
             self._cache[key] = (paths, json.loads(paths.manifest.read_text()))
         return self._cache[key]
 

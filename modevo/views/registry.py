@@ -241,6 +241,36 @@ FACTOR_QUESTION = {
 }
 
 
+# The paper's proposed remedies (`make remedies`): views of the same varied speech made shorter or less
+# redundant, each with its twin on the phone side (what the remedy's sequence is, in phones). A remedy is
+# scored by the share of the speech-varied → phone gap it closes on each task.
+REMEDY_GAP = ("speech@varied/{tokenizer}", "phone")
+REMEDIES = {  # label → (remedy view, its phone-side twin)
+    "unit dedup": ("speech-dedup@varied/{tokenizer}", "phone"),
+    "unit BPE": ("speech-bpe@varied/{tokenizer}", "phone-bpe"),
+    "25 Hz": ("speech@varied/{tokenizer}:25hz", "phone-repeat@varied:25hz"),
+    "12.5 Hz": ("speech@varied/{tokenizer}:12.5hz", "phone-repeat@varied:12.5hz"),
+}
+# Factor C knob by knob (`make factor-c-sweep`): renderings with one knob as in varied, the rest as in fixed.
+# Only `rate` changes durations, so only it has a phone-repeat twin (its duration part).
+KNOBS = ("speaker", "rate", "pitch", "range")
+DURATION_KNOBS = ("rate",)
+
+
+def remedy_views(tokenizer: str = DEFAULT_TOKENIZER) -> list[str]:
+    """Every view `make remedies` trains for one unit tokenizer: the gap's two ends, each remedy and its twin."""
+    names = [*REMEDY_GAP] + [n for pair in REMEDIES.values() for n in pair]
+    return list(dict.fromkeys(parse_view(n.format(tokenizer=tokenizer), tokenizer).name for n in names))
+
+
+def sweep_views(tokenizer: str = DEFAULT_TOKENIZER) -> list[str]:
+    """Every view `make factor-c-sweep` trains for one unit tokenizer: speech on fixed, varied and each
+    knob-alone rendering; phone-repeat on fixed and on each duration knob."""
+    names = [f"speech@{r}/{tokenizer}" for r in ("fixed", "varied", *KNOBS)] + \
+        [f"phone-repeat@{r}" for r in ("fixed", *DURATION_KNOBS)]
+    return [parse_view(n, tokenizer).name for n in names]
+
+
 def at_rate(name: str, rate_hz: float, default_tokenizer: str = DEFAULT_TOKENIZER) -> ViewSpec:
     """The view at another frame rate (a view without frames is itself at every rate)."""
     spec = parse_view(name, default_tokenizer)
