@@ -66,7 +66,8 @@ def format_views(info: dict) -> str:
     for name, m in views.items():
         if "vocab_search" in m:
             vs = m["vocab_search"]
-            cands = ", ".join(f"{v}: {t:.2f}" for v, t in vs["phone_bpe_tokens_per_word"].items())
-            lines.append(f"phone-bpe vocabulary {m['vocab_size'] - 1}: tokens/word by size {cands}; "
+            searched = next(v for k, v in vs.items() if k != "text_bpe_tokens_per_word")  # phone or unit BPE's
+            cands = ", ".join(f"{v}: {t:.2f}" for v, t in searched.items())
+            lines.append(f"{name} vocabulary {m['vocab_size'] - 1}: tokens/word by size {cands}; "
                          f"text-bpe {vs['text_bpe_tokens_per_word']:.2f}")
     return "\n".join(lines)
