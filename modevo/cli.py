@@ -235,6 +235,26 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    """Continuations of held-out prompts from a run's last checkpoint (or the checkpoint named)."""
+    from modevo.generate.sample import SampleConfig, sample_run
+    from modevo.score.runs import resolve_run
+
+    cfg = SampleConfig(prompts=args.prompts, seeds=args.seeds, temperature=args.temperature, top_p=args.top_p,
+                       max_seconds=args.max_seconds, prompt_words=args.prompt_words, device=args.device)
+    run_dir = resolve_run(args.run, args.runs_dir, args.tracking_uri)
+    result = sample_run(run_dir, cfg, progress=not args.no_progress,
+                        checkpoint=args.run if args.run.endswith(".pt") else None, force=args.force)
+    n = len(result.samples)
+    ended = sum(s["stopped_at_separator"] for s in result.samples)
+    mean = sum(len(s["continuation_ids"]) for s in result.samples) / max(1, n)
+    print(f"{result.settings['view']} {result.settings['checkpoint']}: {n} samples "
+          f"({result.settings['prompts_found']} prompts × {cfg.seeds} seeds), {mean:.1f} tokens on average, "
+          f"{ended}/{n} ended at the separator | prompts {result.settings['prompts_hash']} | "
+          f"{'reused ' if result.reused else ''}{result.folder / 'samples.jsonl'}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     import json
     from pathlib import Path
@@ -486,6 +506,24 @@ def build_parser() -> argparse.ArgumentParser:
                          "or launch with torchrun --nproc_per_node N -m modevo eval ...")
     ev.add_argument("--device", default=None, help="shorthand for score.device= (cpu, cuda, cuda:N, auto)")
     ev.set_defaults(func=cmd_eval)
+
+    sa = stages.add_parser("sample", help="continuations of held-out prompts (the same utterances in every view), "
+                           "seeded per (seed, prompt), cached in <run>/samples/<checkpoint>/")
+    sa.add_argument("--run", required=True, metavar="REF", help="a run folder, a checkpoint (.pt) or an MLflow run id")
+    sa.add_argument("--prompts", type=int, default=100, help="held-out prompts (default 100)")
+    sa.add_argument("--seeds", type=int, default=10, help="continuations per prompt (default 10, as the paper)")
+    sa.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, above 0 (default 1.0)")
+    sa.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass in (0, 1] (default 0.9)")
+    sa.add_argument("--max-seconds", type=float, default=10.0,
+                    help="continuation cap in seconds of speech: frames for frame views, else 2.7 words/s × the "
+                         "view's tokens per word (default 10)")
+    sa.add_argument("--prompt-words", type=int, default=3, help="words of each test utterance given as the prompt")
+    sa.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    sa.add_argument("--force", action="store_true", help="sample again even where the same settings are cached")
+    sa.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
+    sa.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    sa.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sa.set_defaults(func=cmd_sample)
 
     cp = stages.add_parser("compare", help="paired difference of two scored runs (or seed groups) on common items")
     cp.add_argument("--a", action="append", required=True, metavar="RUN", help="the reference run(s); repeat for seeds")
