@@ -606,7 +606,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 # commands that keep every core busy for minutes: a second one at the same time gets a one-line warning
-HEAVY = {cmd_corpus_build, cmd_corpus_align, cmd_units_build, cmd_views_build, cmd_train, cmd_eval, cmd_factor}
+HEAVY = {cmd_corpus_build, cmd_corpus_align, cmd_units_build, cmd_views_build, cmd_train, cmd_eval, cmd_factor,
+         cmd_remedies, cmd_sweep, cmd_sample}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
