@@ -10,7 +10,7 @@ from pathlib import Path
 import modevo
 
 ROOT = Path(modevo.__file__).resolve().parent
-STAGES = ["corpus", "units", "views", "train", "tasks", "score", "report"]
+STAGES = ["corpus", "units", "views", "train", "tasks", "score", "generate", "report"]
 DRIVERS = {"cli", "pipeline", "__main__"}
 
 
