@@ -255,6 +255,29 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_judge(args) -> int:
+    """A run's sampled continuations → words → the judge's perplexity [95% CI], beside the transcription error."""
+    from pathlib import Path
+
+    from modevo.generate.evaluate import JudgeConfig, judge_run
+    from modevo.score.runs import resolve_run
+
+    cfg = JudgeConfig(order=args.order, eval_rows=args.eval_rows, n_boot=args.n_boot)
+    run_dir = resolve_run(args.run, args.runs_dir, args.tracking_uri)
+    out = judge_run(run_dir, cfg, checkpoint=args.run if args.run.endswith(".pt") else None,
+                    progress=not args.no_progress, force=args.force)
+    s, err = out["summary"], out["transcription_error"]
+    ppl = s["perplexity"]
+    extra = (f"recogniser PER {100 * err['recogniser_per']:.1f}%" if "recogniser_per" in err
+             else f"decoder WER {100 * err['decoder_wer']:.1f}%")
+    print(f"{out['view']} {out['checkpoint']}: continuation PPL {ppl['mean']:.1f} [{ppl['lo']:.1f}, {ppl['hi']:.1f}] "
+          f"over {out['prompts']} prompts × seeds ({out['samples']} samples) | distinct-2 "
+          f"{s['distinct_2']['mean']:.3f} | OOV {100 * s['oov_rate']['mean']:.1f}% | round-trip WER "
+          f"{100 * err['round_trip_wer']:.1f}% ({err['utterances']} test utterances), {extra} | judge "
+          f"{out['judge']['judge_hash'][:12]} | {Path(out['run_dir']) / 'samples' / out['checkpoint'] / 'judged.json'}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     import json
     from pathlib import Path
@@ -525,6 +548,19 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--no-progress", action="store_true", help="no progress bars")
     sa.set_defaults(func=cmd_sample)
 
+    ju = stages.add_parser("judge", help="a run's samples (modevo sample) → words (view family → decoder, units via a "
+                           "recogniser) → judge perplexity with prompt CIs and the transcription error → judged.json")
+    ju.add_argument("--run", required=True, metavar="REF", help="a run folder, a checkpoint (.pt) or an MLflow run id")
+    ju.add_argument("--order", type=int, default=3, help="word n-gram order of the judge and decoders (default 3)")
+    ju.add_argument("--eval-rows", type=int, default=200,
+                    help="test utterances the transcription error is measured on (default 200)")
+    ju.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples of prompts (default 10000)")
+    ju.add_argument("--force", action="store_true", help="judge again even where judged.json is current")
+    ju.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
+    ju.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    ju.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ju.set_defaults(func=cmd_judge)
+
     cp = stages.add_parser("compare", help="paired difference of two scored runs (or seed groups) on common items")
     cp.add_argument("--a", action="append", required=True, metavar="RUN", help="the reference run(s); repeat for seeds")
     cp.add_argument("--b", action="append", required=True, metavar="RUN", help="the compared run(s)")
@@ -607,7 +643,7 @@ def _setup_logging(verbose: bool) -> None:
 
 # commands that keep every core busy for minutes: a second one at the same time gets a one-line warning
 HEAVY = {cmd_corpus_build, cmd_corpus_align, cmd_units_build, cmd_views_build, cmd_train, cmd_eval, cmd_factor,
-         cmd_remedies, cmd_sweep, cmd_sample}
+         cmd_remedies, cmd_sweep, cmd_sample, cmd_judge}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

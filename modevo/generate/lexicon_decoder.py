@@ -120,7 +120,7 @@ class LexiconDecoder:
 
     def __init__(self, words: list[str], prons: dict[str, dict[tuple, int]], lm: NGramLM, *, beam: int = 16,
                  edit_cost: float = 10.0, word_penalty: float = 0.0, lm_weight: float = 1.0, margin: float = 30.0,
-                 built_from: str = ""):
+                 built_from: str = "", symbols: str = "phones"):
         if beam < 1 or edit_cost <= 0 or margin <= edit_cost or lm_weight < 0:
             raise ConfigError(f"decoder settings need beam ≥ 1, edit_cost > 0, margin > edit_cost, lm_weight ≥ 0 "
                               f"(got beam={beam}, edit_cost={edit_cost}, margin={margin}, lm_weight={lm_weight})")
@@ -130,6 +130,8 @@ class LexiconDecoder:
         self.beam, self.edit_cost, self.word_penalty = int(beam), float(edit_cost), float(word_penalty)
         self.lm_weight, self.margin = float(lm_weight), float(margin)
         self.built_from = built_from  # hash of the training words and pronunciations
+        self.symbols = symbols  # "phones" (ARPAbet pronunciations) or "letters" (spellings: from_spellings)
+        self._alphabet = frozenset(p for c in prons.values() for pron in c for p in pron)
         self._build_trie()
         self._lm_cache: dict = {}
 
@@ -145,7 +147,8 @@ class LexiconDecoder:
             words, phones = _row_words(row)
             for w, p in zip(words, phones):
                 if p:  # a word without phones can be predicted by the LM but never heard
-                    pron_counts[w][tuple(check_phones(p))] += 1
+                    pron_counts[w][tuple(check_phones(p) if settings.get("symbols", "phones") == "phones"
+                                         else p)] += 1
             sentences.append(words)
             digest.update(json.dumps([words, phones]).encode())
         if not pron_counts:
@@ -157,6 +160,15 @@ class LexiconDecoder:
         lm = NGramLM.fit(tokens, offsets, vocab_size=len(vocab) + 1, order=order, end_token=True)
         prons = {w: dict(c.most_common(max_prons)) for w, c in sorted(pron_counts.items())}
         return cls(vocab, prons, lm, beam=beam, built_from=digest.hexdigest(), **settings)
+
+    @classmethod
+    def from_spellings(cls, rows: Iterable[dict], order: int = 3, beam: int = 16, **settings) -> LexiconDecoder:
+        """The same search over SPELLINGS: each training word's letters are its one "pronunciation", so a
+        letter string without spaces (a text view's output with word boundaries off) is segmented into
+        lexicon words by the same trie, n-gram and edit costs. `decode` then takes letters, not phones."""
+        spelled = ({"id": r.get("id"), "words": list(r["words"]), "phones": [list(w) for w in r["words"]]}
+                   for r in rows)
+        return cls.from_rows(spelled, order=order, beam=beam, max_prons=1, symbols="letters", **settings)
 
     def _build_trie(self) -> None:
         self.children: list[dict[str, int]] = [{}]  # node → {phone: child node}
@@ -193,7 +205,8 @@ class LexiconDecoder:
     @property
     def settings(self) -> dict:
         return {"order": self.lm.order, "beam": self.beam, "edit_cost": self.edit_cost,
-                "word_penalty": self.word_penalty, "lm_weight": self.lm_weight, "margin": self.margin}
+                "word_penalty": self.word_penalty, "lm_weight": self.lm_weight, "margin": self.margin,
+                **({} if self.symbols == "phones" else {"symbols": self.symbols})}
 
     @property
     def content_hash(self) -> str:
@@ -280,8 +293,9 @@ class LexiconDecoder:
         return dict(kept)
 
     def decode(self, phones) -> list[str]:
-        """A flat phone list (ARPAbet, no stress; or a space-separated string) → the best word sequence."""
-        phones = check_phones(phones)
+        """A flat phone list (ARPAbet, no stress; or a space-separated string) → the best word sequence; a
+        spelling decoder (from_spellings) takes a letter list or a string of letters instead."""
+        phones = check_phones(phones) if self.symbols == "phones" else self._check_letters(phones)
         if not phones:
             return []
         hyps = {(ROOT, ()): (0.0, None)}  # back: (word id, back) linked list of the words so far, newest first
@@ -298,6 +312,14 @@ class LexiconDecoder:
             w, back = back
             out.append(self.words[w - 1])
         return out[::-1]
+
+    def _check_letters(self, letters) -> list[str]:
+        out = list(letters)
+        for i, c in enumerate(out):
+            if c not in self._alphabet:
+                raise InputError(f"unknown letter {c!r} at position {i}: the spelling decoder knows "
+                                 f"{''.join(sorted(self._alphabet))!r}")
+        return out
 
     # -- storage ---------------------------------------------------------------------------------------------
     def save(self, root: str | Path) -> Path:

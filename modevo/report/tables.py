@@ -83,6 +83,91 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
             if task in PAPER_TASKS and spec.view_family.paper_scores:
                 row[f"{task} paper*"] = f"{spec.view_family.paper_scores[PAPER_TASKS[task]]:.1f}"
         rows.append(row)
+    if any(_judged(runs) for runs in conditions.values()):
+        for row, runs in zip(rows, conditions.values()):
+            row.update(continuation_cells(runs, row["paper_name"]))
+    return rows
+
+
+# -- the continuation column (modevo sample + modevo judge → <run>/samples/<checkpoint>/judged.json) -----------------
+# The paper's continuation perplexity (Whisper-large-v3 transcripts judged by Llama-3.1-8B), by its row name, as
+# given by the secondary digest (DESIGN.md): unverified, and a different judge from ours (a word n-gram of the
+# train split), so only the direction and the relative size of a change are comparable.
+PAPER_PPL = {"Text-BPE": 51.3, "Text-Raw": 54.6, "Phone-BPE": 59.1, "Phone-Raw": 69.1, "Phone-Repeat": 130.1,
+             "Speech": 313.2}
+NOT_JUDGED = "— (not judged: no judged.json; run modevo sample, then modevo judge)"
+
+
+def _judged(runs: list[Run]) -> tuple[Run, dict] | None:
+    """The first seed's run that has judged.json for its last checkpoint, and that file's content."""
+    from modevo.generate.evaluate import judged_of
+
+    for r in runs:
+        j = judged_of(r.run_dir, r.last_checkpoint)
+        if j is not None:
+            return r, j
+    return None
+
+
+def _transcription(j: dict) -> str:
+    e = j["transcription_error"]
+    parts = [f"round-trip WER {100 * e['round_trip_wer']:.1f}%"]
+    if "decoder_wer" in e:
+        parts.append(f"decoder WER {100 * e['decoder_wer']:.1f}%")
+    if "recogniser_per" in e:
+        parts.append(f"recogniser PER {100 * e['recogniser_per']:.1f}%")
+    return "; ".join(parts) + f" (n={e['utterances']})"
+
+
+def continuation_cells(runs: list[Run], paper_name: str) -> dict:
+    """Table 4's continuation columns of one condition: PPL [95% CI over prompts], distinct-2, the
+    transcription error, the paper's PPL (secondary source)."""
+    found = _judged(runs)
+    paper = f"{PAPER_PPL[paper_name]:.1f}" if paper_name in PAPER_PPL else "—"
+    if found is None:
+        return {"continuation PPL": NOT_JUDGED, "continuation PPL paper*": paper}
+    r, j = found
+    p, d2 = j["summary"]["perplexity"], j["summary"]["distinct_2"]
+    return {"continuation PPL": f"{p['mean']:.1f} [{p['lo']:.1f}, {p['hi']:.1f}] (seed {r.seed}, "
+                                f"{p['n_prompts']} prompts, {p['n_samples']} samples)",
+            "continuation distinct-2": f"{d2['mean']:.3f} [{d2['lo']:.3f}, {d2['hi']:.3f}]",
+            "transcription error": _transcription(j), "continuation PPL paper*": paper,
+            "judge": j["judge"]["judge_hash"][:12]}
+
+
+def continuation_rows(conditions: dict[str, list[Run]], pairs: list[tuple[str, str, str]]) -> list[dict]:
+    """Table 3's continuation rows: for each (factor, from, to) pair where both sides are judged by the same
+    judge, the PPL change after − before, absolute and relative, with a paired prompt bootstrap CI on the
+    prompts both were continued from; the paper's relative change beside it (secondary source)."""
+    from modevo.generate.evaluate import paired_ppl_delta
+
+    rows = []
+    for factor, a_view, b_view in pairs:
+        fa, fb = _judged(conditions[a_view]), _judged(conditions[b_view])
+        if fa is None or fb is None:
+            continue
+        (ra, ja), (rb, jb) = fa, fb
+        row = {"factor": factor, "from": condition_name(a_view), "to": condition_name(b_view),
+               "task": "continuation PPL"}
+        if ja["judge"]["judge_hash"] != jb["judge"]["judge_hash"]:
+            rows.append({**row, "n": 0, "verdict": "cannot compare: judged by different judges (corpora)"})
+            continue
+        try:
+            d = paired_ppl_delta(ja, jb)
+        except InputError as e:
+            rows.append({**row, "n": 0, "verdict": f"cannot compare: {e}"})
+            continue
+        pa, pb = parse_view(a_view).paper_name, parse_view(b_view).paper_name
+        paper = (f"{100 * (PAPER_PPL[pb] / PAPER_PPL[pa] - 1):+.0f}" if pa in PAPER_PPL and pb in PAPER_PPL
+                 and pa != pb else "—")
+        row.update({"n": d["n_prompts"], "from_ppl": f"{d['from']:.1f}", "to_ppl": f"{d['to']:.1f}",
+                    "delta_abs": f"{d['delta']:+.1f} [{d['delta_lo']:+.1f}, {d['delta_hi']:+.1f}]",
+                    "delta_rel_%": f"{100 * d['relative']:+.1f} [{100 * d['relative_lo']:+.1f}, "
+                                   f"{100 * d['relative_hi']:+.1f}]",
+                    "paper* rel %": paper,
+                    "verdict": ("higher after" if d["delta_lo"] > 0 else "lower after" if d["delta_hi"] < 0
+                                else "cannot tell") + f" ({d['method']}; seeds {ra.seed}, {rb.seed})"})
+        rows.append(row)
     return rows
 
 
@@ -146,8 +231,9 @@ def grid_rows(conditions: dict[str, list[Run]]) -> list[dict]:
 
 def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]:
     """One row per factor pair × task: from → to accuracy, the absolute and relative delta with a paired
-    (hierarchical over seeds) CI on the items both rendered, TOST, MDE and the verdict."""
-    rows = []
+    (hierarchical over seeds) CI on the items both rendered, TOST, MDE and the verdict; then, for pairs whose
+    runs both have judged.json, the continuation PPL change (continuation_rows)."""
+    rows, judged_pairs = [], []
     tokenizers = sorted({parse_view(v).tokenizer for v in conditions if parse_view(v).tokenizer}) or [None]
     rates = sorted({parse_view(v).rate_hz for v in conditions}, reverse=True)
     for factor in FACTORS:
@@ -158,6 +244,7 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
         for a_view, b_view in pairs:
             if a_view not in conditions or b_view not in conditions:
                 continue
+            judged_pairs.append((factor, a_view, b_view))
             for key in keys_of(conditions):
                 ra, rb = conditions[a_view], conditions[b_view]
                 if not all(key in r.final for r in ra + rb):
@@ -188,7 +275,7 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
                     "mde": f"{100 * c['mde']:.1f}",
                     "verdict": c["verdict"].replace("b higher", "higher after").replace("b lower", "lower after"),
                     "_delta": (d["mean"], d["lo"], d["hi"], c["mde"])})  # numbers for Fig. 4 (not a column)
-    return rows
+    return rows + continuation_rows(conditions, judged_pairs)
 
 
 def units_table(conditions: dict[str, list[Run]]) -> list[dict]:

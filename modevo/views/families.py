@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from itertools import tee
 
+import numpy as np
+
 from modevo.errors import ConfigError
 from modevo.frames import DEFAULT_RATE_HZ, rate_suffix
 from modevo.views.registry import ViewFamily, ViewSpec
@@ -27,6 +29,39 @@ def _phone_vocab(views_cfg) -> tuple[int, str]:
     from modevo.views.encode import phone_tokens
 
     return 1 + len(phone_tokens(views_cfg)) + (1 if views_cfg.word_boundaries else 0), "the phone inventory + separator"
+
+
+# -- generated continuations → a decodable alphabet (ViewFamily.to_symbols) ------------------------------------
+def _tokens(encoder, token_ids) -> list[str]:
+    """Token ids → the encoder's vocabulary entries; the separator or an id outside it is a clear error."""
+    from modevo.errors import InputError
+
+    out = []
+    for i in token_ids:
+        i = int(i)
+        if not 0 < i < len(encoder.vocab):
+            raise InputError(f"token id {i} is not a token of this view (1..{len(encoder.vocab) - 1}; 0, the "
+                             "separator, ends a continuation and is never part of it)")
+        out.append(encoder.vocab[i])
+    return out
+
+
+def _pieces_text(pieces: list[str], word_boundaries: bool) -> str:
+    """sentencepiece pieces → their text: '▁' is a word break with boundaries on, else nothing (sentencepiece
+    puts one before the first piece even where the text had no space); the unknown piece is dropped."""
+    text = "".join(p for p in pieces if p != "<unk>").replace("\u2581", " ")
+    return " ".join(text.split()) if word_boundaries else text.replace(" ", "")
+
+
+def _plain_phone(token: str) -> str:
+    """A phone token without its stress digit (AA1 → AA): the lexicon decoder's ARPAbet."""
+    return token.rstrip("012")
+
+
+def _phone_list(tokens: list[str]) -> list[str]:
+    from modevo.views.encode import BOUNDARY
+
+    return [ViewFamily.WORD_BREAK if t == BOUNDARY else _plain_phone(t) for t in tokens]
 
 
 # -- text and phone views: read the corpus row alone --------------------------------------------------------
@@ -59,6 +94,10 @@ class TextBpe(ViewFamily):
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return 1 + views_cfg.text_bpe_vocab, "views.text_bpe_vocab + separator"
 
+    def to_symbols(self, spec, encoder, token_ids):
+        """Pieces decoded to the normalised text's characters."""
+        return list(_pieces_text(_tokens(encoder, token_ids), encoder.cfg.word_boundaries)), "letters"
+
 
 class PhoneBpe(TextBpe):
     name, paper_name = "phone-bpe", "Phone-BPE"
@@ -87,6 +126,15 @@ class PhoneBpe(TextBpe):
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return 1 + max(views_cfg.phone_bpe_candidates), "largest of views.phone_bpe_candidates + separator (searched)"
 
+    def to_symbols(self, spec, encoder, token_ids):
+        """Pieces → their phone symbols (one character per phone, views/bpe.py) → phones."""
+        from modevo.views.bpe import phone_symbols
+        from modevo.views.encode import phone_tokens
+
+        back = {c: t for t, c in phone_symbols(phone_tokens(encoder.cfg)).items()}
+        text = _pieces_text(_tokens(encoder, token_ids), encoder.cfg.word_boundaries)
+        return [self.WORD_BREAK if c == " " else _plain_phone(back[c]) for c in text if c == " " or c in back], "phones"
+
 
 class TextChar(ViewFamily):
     name, paper_name, granularity = "text-char", "Text-Raw", "character"
@@ -101,6 +149,9 @@ class TextChar(ViewFamily):
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return 1 + 27 + (1 if views_cfg.word_boundaries else 0), "a-z and ' + separator"
 
+    def to_symbols(self, spec, encoder, token_ids):
+        return _tokens(encoder, token_ids), "letters"
+
 
 class Phone(ViewFamily):
     name, paper_name, granularity = "phone", "Phone-Raw", "phone"
@@ -113,6 +164,9 @@ class Phone(ViewFamily):
 
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return _phone_vocab(views_cfg)
+
+    def to_symbols(self, spec, encoder, token_ids):
+        return _phone_list(_tokens(encoder, token_ids)), "phones"
 
 
 # -- frame views: read a rendering (and its units) ---------------------------------------------------------
@@ -199,6 +253,12 @@ class PhoneRepeat(FrameFamily):
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return _phone_vocab(views_cfg)
 
+    def to_symbols(self, spec, encoder, token_ids):
+        """One phone per frame → runs collapsed → phones (a phone doubled across two words becomes one)."""
+        from modevo.views.encode import dedup
+
+        return _phone_list(_tokens(encoder, dedup(np.asarray(token_ids, dtype=np.int64)).tolist())), "phones"
+
 
 class Speech(FrameFamily):
     """Units of a rendering from a speech tokenizer: `speech@<rendering>/<tokenizer>[:<N>hz]`."""
@@ -249,6 +309,11 @@ class Speech(FrameFamily):
         if spec.tokenizer == "encodec":
             return 1 + 1024, "EnCodec's 1024-entry codebook + separator"
         return 1 + units_cfg.k, "units.k + separator"
+
+    def to_symbols(self, spec, encoder, token_ids):
+        """Raw unit ids (token id - 1), for a recogniser of this rendering, tokenizer and rate."""
+        _tokens(encoder, token_ids)  # checks the ids
+        return [int(i) - 1 for i in token_ids], "units"
 
 
 # -- the paper's proposed remedies (issue 23): shorter, less redundant unit sequences --------------------------
@@ -334,6 +399,13 @@ class SpeechBpe(Speech):
 
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return 1 + max(views_cfg.phone_bpe_candidates), "largest of views.phone_bpe_candidates + separator (searched)"
+
+    def to_symbols(self, spec, encoder, token_ids):
+        """Pieces → their unit characters (views/encode.py unit_text) → raw unit ids."""
+        from modevo.views.encode import _UNIT_CHAR_BASE
+
+        text = _pieces_text(_tokens(encoder, token_ids), False)
+        return [ord(c) - _UNIT_CHAR_BASE for c in text], "units"
 
 
 def builtin() -> list[ViewFamily]:

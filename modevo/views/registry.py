@@ -144,6 +144,20 @@ class ViewFamily:
         """The plan's name for what an item's ids depend on: views sharing it render task items once."""
         return spec.name
 
+    # -- generated continuations ---------------------------------------------------------------------------
+    SYMBOL_KINDS = ("letters", "phones", "units")
+    WORD_BREAK = " "  # a word break among letters or phones (views with word boundaries on)
+
+    def to_symbols(self, spec: ViewSpec, encoder, token_ids) -> tuple[list, str]:
+        """What a continuation's token ids (no separator) are in an alphabet that can be turned back into words:
+        (symbols, kind) with kind one of
+            letters  the spelling's characters (a-z, '), WORD_BREAK between words where the view has them
+            phones   ARPAbet phones without stress digits, WORD_BREAK between words where the view has them
+            units    raw speech unit ids (token id - 1), for a unit recogniser
+        (modevo.generate.evaluate turns letters and phones into words with a lexicon decoder, units through a
+        recogniser first). A family that cannot say raises NotImplementedError: its continuations are not judged."""
+        raise NotImplementedError(f"family {self.name} does not say how its tokens read back as words")
+
 
 _FAMILIES: dict[str, ViewFamily] = {}
 _BUILTIN_LOADED = False
