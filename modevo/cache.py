@@ -84,3 +84,21 @@ def clean_stale_tmp(folder: str | Path) -> int:
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def read_saved(folder: str | Path, what: str, fmt: str) -> dict:
+    """The manifest of a folder a `save()` wrote (manifest.json with "format" and "artefacts": name → sha256),
+    after checking it is that format and every artefact is present and unchanged; else one clear error."""
+    from modevo.errors import InputError
+
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise InputError(f"{folder} is not a saved {what}: manifest.json is missing")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != fmt:
+        raise InputError(f"{folder}: {what} format {manifest.get('format')!r}, expected {fmt!r}: rebuild it")
+    for name, digest in manifest.get("artefacts", {}).items():
+        if not (folder / name).is_file() or file_digest(folder / name) != digest:
+            raise InputError(f"{what} artefact {folder / name} is missing or changed since it was saved")
+    return manifest

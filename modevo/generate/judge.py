@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modevo.cache import atomic_dir, atomic_write_json, file_digest, stable_hash
+from modevo.cache import atomic_dir, atomic_write_json, file_digest, read_saved, stable_hash
 from modevo.errors import InputError
 from modevo.score.ngram import SEP, NGramLM
 
@@ -179,15 +179,7 @@ class WordJudge:
     @classmethod
     def load(cls, folder: str | Path) -> WordJudge:
         folder = Path(folder)
-        path = folder / "manifest.json"
-        if not path.is_file():
-            raise InputError(f"{folder} is not a saved judge: manifest.json is missing")
-        manifest = json.loads(path.read_text())
-        if manifest.get("format") != FORMAT:
-            raise InputError(f"{folder}: judge format {manifest.get('format')!r}, expected {FORMAT!r}")
-        for name, digest in manifest["artefacts"].items():
-            if not (folder / name).is_file() or file_digest(folder / name) != digest:
-                raise InputError(f"judge artefact {folder / name} is missing or changed since it was saved")
+        manifest = read_saved(folder, "judge", FORMAT)
         saved = json.loads((folder / "vocab.json").read_text())
         judge = cls(saved["vocab"], NGramLM.load(folder / "lm.npz"), manifest["trained_on"], saved["train_ids"],
                     int(manifest["n_train_words"]))

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modevo.cache import atomic_dir, atomic_write_json, file_digest, stable_hash
+from modevo.cache import atomic_dir, atomic_write_json, file_digest, read_saved, stable_hash
 from modevo.corpus.phones import PHONES
 from modevo.errors import ConfigError, InputError
 from modevo.score.ngram import SEP, NGramLM
@@ -342,15 +342,7 @@ class LexiconDecoder:
     def load(cls, folder: str | Path, **overrides) -> LexiconDecoder:
         """A saved decoder; search settings (beam, edit_cost, word_penalty, lm_weight, margin) may be overridden."""
         folder = Path(folder)
-        path = folder / "manifest.json"
-        if not path.is_file():
-            raise InputError(f"{folder} is not a saved lexicon decoder: manifest.json is missing")
-        manifest = json.loads(path.read_text())
-        if manifest.get("format") != FORMAT:
-            raise InputError(f"{folder}: decoder format {manifest.get('format')!r}, expected {FORMAT!r}")
-        for name, digest in manifest["artefacts"].items():
-            if not (folder / name).is_file() or file_digest(folder / name) != digest:
-                raise InputError(f"decoder artefact {folder / name} is missing or changed since it was saved")
+        manifest = read_saved(folder, "lexicon decoder", FORMAT)
         lexicon = json.loads((folder / "lexicon.json").read_text())
         prons = {w: {tuple(p): n for p, n in items} for w, items in lexicon["prons"].items()}
         settings = {k: v for k, v in manifest["settings"].items() if k != "order"}

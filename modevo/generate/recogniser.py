@@ -17,7 +17,6 @@ sees what training saw. Training is seeded (initialisation, subsample, window or
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modevo.cache import atomic_dir, atomic_write_json, file_digest, stable_hash
+from modevo.cache import atomic_dir, atomic_write_json, file_digest, read_saved, stable_hash
 from modevo.corpus.phones import PHONES
 from modevo.errors import ConfigError, InputError
 from modevo.frames import DEFAULT_RATE_HZ, frame_index, frame_ms
@@ -241,16 +240,9 @@ class UnitRecogniser:
     @classmethod
     def load(cls, folder: str | Path) -> UnitRecogniser:
         folder = Path(folder)
-        path = folder / "manifest.json"
-        if not path.is_file():
-            raise InputError(f"{folder} is not a saved unit recogniser: manifest.json is missing")
-        manifest = json.loads(path.read_text())
-        if manifest.get("format") != FORMAT or manifest.get("labels") != list(LABELS):
-            raise InputError(f"{folder}: recogniser format {manifest.get('format')!r} or its labels do not match "
-                             f"{FORMAT!r}: retrain it")
-        for name, digest in manifest["artefacts"].items():
-            if not (folder / name).is_file() or file_digest(folder / name) != digest:
-                raise InputError(f"recogniser artefact {folder / name} is missing or changed since it was saved")
+        manifest = read_saved(folder, "unit recogniser", FORMAT)
+        if manifest.get("labels") != list(LABELS):
+            raise InputError(f"{folder}: the recogniser's phone labels differ from this modevo's: retrain it")
         rec = cls(**manifest["settings"])
         rec.trained_on, rec.stats = manifest["trained_on"], manifest["stats"]
         with np.load(folder / "weights.npz", allow_pickle=False) as z:

@@ -178,54 +178,47 @@ def _conditions(scale, runs_dir, tracking_uri, views: list[str]) -> tuple[dict, 
     return found, hashes, protocol
 
 
-def remedies_report(scale: str, views: list[str], out: str | Path | None = None, runs_dir="runs",
-                    tracking_uri=None) -> dict:
+def _write(scale: str, views: list[str], out: Path, runs_dir, tracking_uri, rows_fn, stem: str, title: str,
+           notes: list[str], figure) -> dict:
+    """One campaign's table (md, csv, tex), figure and provenance from its scored runs."""
     conditions, hashes, protocol = _conditions(scale, runs_dir, tracking_uri, views)
-    out = Path(out or Path("results") / scale / "remedies")
-    rows = remedy_rows(conditions)
-    missing = [v for v in map(lambda v: parse_view(v).name, views) if v not in conditions]
-    notes = [f"task sets: {', '.join(f'{t} {h}' for t, h in hashes.items())}",
-             f"scoring protocol {protocol['hash']}",
-             "gap closed % = (remedy − speech-varied) / (phone − speech-varied) on the items all three rendered, "
-             "with Fieller's 95% interval (cluster-robust, t with C−1 df; bench/coverage.py measures its coverage); "
-             "'cannot tell' when the gap's own 95% CI includes zero",
-             "tokens/s: per second of the phone span (speech at 50 Hz = 50); PNMI, purity: held-out units",
-             "remedy − twin: what is left of factor C at the remedy's length (paired 95% CI)"]
-    if missing:
-        notes.append("not trained yet: " + ", ".join(missing))
-    files = write_table(rows, out, "remedies", f"The paper's remedies ({scale}): share of the speech → phone gap "
-                        "closed", notes) if rows else []
+    rows = rows_fn(conditions)
+    missing = [v for v in (parse_view(v).name for v in views) if v not in conditions]
+    notes = [f"task sets: {', '.join(f'{t} {h}' for t, h in hashes.items())}", f"scoring protocol {protocol['hash']}",
+             *notes] + (["not trained yet: " + ", ".join(missing)] if missing else [])
+    files = write_table(rows, out, stem, f"{title} ({scale})", notes) if rows else []
     if rows:
-        from modevo.report.figures import gap_closed_figure
-
-        files.append(gap_closed_figure(rows, out / "fig_remedies.png", hashes))
-    (out / "provenance.json").parent.mkdir(parents=True, exist_ok=True)
-    (out / "provenance.json").write_text(json.dumps(_provenance(conditions, hashes, protocol, scale), indent=1,
-                                                    sort_keys=True))
-    return {"rows": rows, "files": files + [out / "provenance.json"], "notes": notes}
-
-
-def sweep_report(scale: str, views: list[str], out: str | Path | None = None, runs_dir="runs",
-                 tracking_uri=None) -> dict:
-    conditions, hashes, protocol = _conditions(scale, runs_dir, tracking_uri, views)
-    out = Path(out or Path("results") / scale / "factor-c-sweep")
-    rows = sweep_rows(conditions)
-    missing = [v for v in map(lambda v: parse_view(v).name, views) if v not in conditions]
-    notes = [f"task sets: {', '.join(f'{t} {h}' for t, h in hashes.items())}",
-             f"scoring protocol {protocol['hash']}",
-             "Δ = speech on a knob-alone rendering (one knob as in varied, the rest as in fixed) − speech-fixed, "
-             "paired 95% CI; 'cannot tell' = spans 0 and TOST does not show ±2 points; all knobs through the "
-             "codebook speech-fixed and speech-varied share",
-             "PNMI and cluster purity of the knob's held-out units: how much the knob scatters them",
-             "rate: duration part = phone-repeat@rate − phone-repeat@fixed; acoustic part = speech's Δ − that"]
-    if missing:
-        notes.append("not trained yet: " + ", ".join(missing))
-    files = write_table(rows, out, "knobs", f"Factor C knob by knob ({scale})", notes) if rows else []
-    if rows:
-        from modevo.report.figures import knob_deltas
-
-        files.append(knob_deltas(rows, out / "fig_knobs.png", hashes))
+        files.append(figure(rows, out / f"fig_{stem}.png", hashes))
     out.mkdir(parents=True, exist_ok=True)
     (out / "provenance.json").write_text(json.dumps(_provenance(conditions, hashes, protocol, scale), indent=1,
                                                     sort_keys=True))
     return {"rows": rows, "files": files + [out / "provenance.json"], "notes": notes}
+
+
+def remedies_report(scale: str, views: list[str], out: str | Path | None = None, runs_dir="runs",
+                    tracking_uri=None) -> dict:
+    from modevo.report.figures import gap_closed_figure
+
+    return _write(scale, views, Path(out or Path("results") / scale / "remedies"), runs_dir, tracking_uri,
+                  remedy_rows, "remedies", "The paper's remedies: share of the speech → phone gap closed", [
+                      "gap closed % = (remedy − speech-varied) / (phone − speech-varied) on the items all three "
+                      "rendered, with Fieller's 95% interval (cluster-robust, t with C−1 df; bench/coverage.py "
+                      "measures its coverage); 'cannot tell' when the gap's own 95% CI includes zero",
+                      "tokens/s: per second of the phone span (speech at 50 Hz = 50); PNMI, purity: held-out units",
+                      "remedy − twin: what is left of factor C at the remedy's length (paired 95% CI)"],
+                  gap_closed_figure)
+
+
+def sweep_report(scale: str, views: list[str], out: str | Path | None = None, runs_dir="runs",
+                 tracking_uri=None) -> dict:
+    from modevo.report.figures import knob_deltas
+
+    return _write(scale, views, Path(out or Path("results") / scale / "factor-c-sweep"), runs_dir, tracking_uri,
+                  sweep_rows, "knobs", "Factor C knob by knob", [
+                      "Δ = speech on a knob-alone rendering (one knob as in varied, the rest as in fixed) − "
+                      "speech-fixed, paired 95% CI; 'cannot tell' = spans 0 and TOST does not show ±2 points; all "
+                      "knobs through the codebook speech-fixed and speech-varied share",
+                      "PNMI and cluster purity of the knob's held-out units: how much the knob scatters them",
+                      "rate: duration part = phone-repeat@rate − phone-repeat@fixed; acoustic part = speech's Δ − "
+                      "that"],
+                  knob_deltas)
