@@ -93,23 +93,31 @@ def test_to_symbols_of_unit_bpe(ctx, tmp_path):
     assert kind == "units" and syms == units.tolist()
 
 
-def _sample_and_judge(run, capsys):
+def _sample_and_judge(run):
     assert main(["sample", "--run", str(run), "--prompts", "5", "--seeds", "2", "--max-seconds", "2",
                  "--no-progress"]) == 0
     assert main(["judge", "--run", str(run), "--eval-rows", "15", "--n-boot", "300", "--no-progress"]) == 0
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "continuation PPL" in line and "round-trip WER" in line
-    path = next(run.glob("samples/*/judged.json"))
-    return json.loads(path.read_text())
 
 
 @pytest.fixture(scope="module")
 def judged(char_run, phone_run):
-    return {"char": char_run, "phone": phone_run}
+    """Both tiny runs sampled and judged once, for every test of the module (none depends on another's order)."""
+    runs = {"char": char_run, "phone": phone_run}
+    for run in runs.values():
+        _sample_and_judge(run)
+    return runs
+
+
+def _judged_json(run, capsys):
+    """judged.json of a run, after checking `modevo judge` (reusing it) prints the headline line."""
+    assert main(["judge", "--run", str(run), "--eval-rows", "15", "--n-boot", "300", "--no-progress"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "continuation PPL" in line and "round-trip WER" in line
+    return json.loads(next(run.glob("samples/*/judged.json")).read_text())
 
 
 def test_sample_then_judge_writes_finite_numbers(judged, capsys):
-    out = {k: _sample_and_judge(run, capsys) for k, run in judged.items()}
+    out = {k: _judged_json(run, capsys) for k, run in judged.items()}
     for name, j in out.items():
         p = j["summary"]["perplexity"]
         assert all(math.isfinite(p[k]) for k in ("mean", "lo", "hi")) and p["lo"] <= p["mean"] <= p["hi"]
@@ -133,8 +141,6 @@ def _run(folder, view):
 
 
 def test_report_gets_the_continuation_column(judged, tmp_path):
-    if not list(judged["char"].glob("samples/*/judged.json")):
-        pytest.skip("needs test_sample_then_judge_writes_finite_numbers first")
     conditions = {"text-char": [_run(judged["char"], "text-char")], "phone": [_run(judged["phone"], "phone")]}
     rows = table4(conditions)
     assert all("[" in r["continuation PPL"] for r in rows)

@@ -24,6 +24,7 @@ changes: building, task rendering, training, scoring, the plan and the report as
 
 from __future__ import annotations
 
+import abc
 import difflib
 from dataclasses import dataclass
 
@@ -60,7 +61,7 @@ class ViewSpec:
         return family(self.family)
 
 
-class ViewFamily:
+class ViewFamily(abc.ABC):
     """What one kind of view is. Subclasses set the attributes and override the hooks they need; the
     defaults describe a view read from the corpus row alone (text and phone views).
 
@@ -109,9 +110,9 @@ class ViewFamily:
         return None
 
     # -- building ------------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def encoder(self, spec: ViewSpec, views_cfg, **resources):
         """The view's Encoder given what it reads (resources as prepare() gathers them)."""
-        raise NotImplementedError(f"family {self.name} defines no encoder")
 
     def prepare(self, spec: ViewSpec, ctx) -> tuple:
         """(encoder, cache inputs, manifest info) for `views build` and task rendering; ctx is the build's
@@ -127,9 +128,9 @@ class ViewFamily:
         """What a BPE family's sentencepiece model learns from: bpe_text of every train-split row."""
         return (self.bpe_text(r, ctx.stage.views) for r in ctx.iter_rows("train"))
 
+    @abc.abstractmethod
     def expected_vocab(self, spec: ViewSpec, views_cfg, units_cfg) -> tuple[int, str]:
         """Vocabulary size from the config alone (the plan and `train --dry-run`), and how it was found."""
-        raise NotImplementedError(f"family {self.name} does not say its vocabulary")
 
     # -- task items ----------------------------------------------------------------------------------------
     def test_renderings(self, spec: ViewSpec, available: list[str]) -> list[str | None]:
