@@ -71,7 +71,10 @@ train: setup
 
 # the factor ablations: run what is missing (cached corpus, units, views, runs, scores), then print the
 # factor's rows of Table 3; `make paper` runs every condition and writes Tables 3-4 and Figs 1-3
-FACTOR_ARGS = --scale $(SCALE) --seeds $(SEEDS) --budget $(BUDGET) --tokenizer $(TOKENIZER) --rate $(RATE)
+# GENERATE=0 skips sampling and judging continuations (the continuation PPL column)
+GENERATE ?= 1
+FACTOR_ARGS = --scale $(SCALE) --seeds $(SEEDS) --budget $(BUDGET) --tokenizer $(TOKENIZER) --rate $(RATE) \
+	$(if $(filter 0,$(GENERATE)),--no-generate)
 factor-a factor-b factor-c: setup
 	$(MODEVO) factor $(subst factor-,,$@) $(FACTOR_ARGS)
 

@@ -278,6 +278,44 @@ def cmd_judge(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    """Sample, then judge, each run named (or every finished run of a scale): the continuation column of
+    Table 4 as one step of `modevo factor` / `make paper`. A view whose continuations cannot be read back as
+    words is a counted, logged skip."""
+    from modevo.generate.evaluate import JudgeConfig, judge_run
+    from modevo.generate.sample import SampleConfig, sample_run
+    from modevo.score.runs import find_runs, resolve_run
+
+    if not args.run and not args.all:
+        raise InputError("name what to generate from: --run <run folder | MLflow run id> or --all [--scale S]")
+    todo = [resolve_run(r, args.runs_dir, args.tracking_uri) for r in args.run or []]
+    if args.all:
+        views = args.views.split(",") if args.views else None
+        todo += find_runs(args.runs_dir, args.tracking_uri, scale=args.scale, views=views)
+        if not todo:
+            raise InputError(f"no finished runs{' of scale ' + args.scale if args.scale else ''} in {args.runs_dir}")
+    sample_cfg = SampleConfig(prompts=args.prompts, seeds=args.seeds, device=args.device)
+    judge_cfg = JudgeConfig()
+    skipped = []
+    for folder in dict.fromkeys(todo):
+        sample_run(folder, sample_cfg, progress=not args.no_progress, force=args.force)
+        try:
+            out = judge_run(folder, judge_cfg, progress=not args.no_progress, force=args.force)
+        except InputError as e:
+            if "cannot be judged" not in str(e):
+                raise
+            skipped.append(str(e))
+            log.warning("skipped: %s", e)
+            continue
+        ppl = out["summary"]["perplexity"]
+        print(f"{out['view']} {out['checkpoint']}: continuation PPL {ppl['mean']:.1f} [{ppl['lo']:.1f}, "
+              f"{ppl['hi']:.1f}], round-trip WER {100 * out['transcription_error']['round_trip_wer']:.1f}% | "
+              f"{folder}/samples/{out['checkpoint']}/judged.json", flush=True)
+    if skipped:
+        print(f"{len(skipped)} run(s) skipped: their view's continuations cannot be read back as words")
+    return 0
+
+
 def cmd_compare(args) -> int:
     import json
     from pathlib import Path
@@ -326,7 +364,7 @@ def _plan_args(args):
     except ValueError:
         raise InputError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got '{args.seeds}'") from None
     return plan(args.scale, views, seeds, args.budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config,
-                overrides=args.overrides)
+                overrides=args.overrides, generate=not args.no_generate)
 
 
 def cmd_plan(args) -> int:
@@ -375,7 +413,7 @@ def _campaign(args, views: list[str], report_fn, title: str) -> int:
     except ValueError:
         raise InputError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got '{args.seeds}'") from None
     steps = plan(args.scale, views, seeds, args.budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config,
-                 overrides=list(args.overrides))
+                 overrides=list(args.overrides), generate=False)  # the campaigns' tables have no continuation column
     print(format_plan(steps), flush=True)
     if args.plan_only:
         return 0
@@ -417,6 +455,9 @@ def _add_plan_args(p: argparse.ArgumentParser, rate: bool = True) -> None:
     if rate:
         p.add_argument("--rate", default="50hz", help="frame rate of the factor's frame views, 50 Hz / n (50hz, 25hz, "
                        "12.5hz): both views of a pair at that rate (default 50hz)")
+        # the campaigns (rate=False) have no continuation column to generate for
+        p.add_argument("--no-generate", action="store_true",
+                       help="skip sampling and judging continuations (the continuation PPL of Tables 3-4)")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--eval-config", default=None, help="default configs/eval/<scale>.yaml")
 
@@ -560,6 +601,21 @@ def build_parser() -> argparse.ArgumentParser:
     ju.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
     ju.add_argument("--no-progress", action="store_true", help="no progress bars")
     ju.set_defaults(func=cmd_judge)
+
+    ge = stages.add_parser("generate", help="sample then judge each run (or every finished run of a scale): "
+                           "the continuation column, as `make paper` runs it")
+    ge.add_argument("--run", action="append", metavar="REF", help="a run folder or MLflow run id; repeatable")
+    ge.add_argument("--all", action="store_true", help="every finished run (of --scale, of --views)")
+    ge.add_argument("--scale", default=None, help="with --all: only runs of this scale (default: every scale)")
+    ge.add_argument("--views", default=None, metavar="A,B", help="with --all: only runs of these conditions")
+    ge.add_argument("--prompts", type=int, default=100, help="held-out prompts (default 100)")
+    ge.add_argument("--seeds", type=int, default=10, help="continuations per prompt (default 10)")
+    ge.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    ge.add_argument("--force", action="store_true", help="sample and judge again even where cached")
+    ge.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
+    ge.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    ge.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ge.set_defaults(func=cmd_generate)
 
     cp = stages.add_parser("compare", help="paired difference of two scored runs (or seed groups) on common items")
     cp.add_argument("--a", action="append", required=True, metavar="RUN", help="the reference run(s); repeat for seeds")

@@ -44,11 +44,14 @@ TOKENS_PER_WORD = {"frame": 118 / 8.0, "text": 32 / 8.0}  # sBLIMP's means above
 # a tSC pair within a window of W words (the longer ending ~55% of it) reads its context once and both
 # endings (the context is scored once per pair): ~0.77·W words per side
 CLOZE_WORDS_PER_SIDE = 0.77
+# `modevo generate` judging: the judge and decoder n-grams, the round-trip transcription, and for unit views
+# a recogniser's training
+JUDGE_S, RECOGNISER_S = 60.0, 180.0
 
 
 @dataclass
 class Step:
-    stage: str  # corpus | rendering | units | train | eval | report
+    stage: str  # corpus | rendering | units | train | eval | generate
     what: str
     done: bool
     estimate_s: float | None
@@ -129,12 +132,14 @@ def _train_rate(stage) -> float:
 
 def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens", tokenizer: str = "mel-kmeans",
          runs_dir: str | Path = "runs", configs: str | Path = "configs", eval_config: str | Path | None = None,
-         overrides: list[str] = (), eval_overrides: list[str] = ()) -> list[Step]:
+         overrides: list[str] = (), eval_overrides: list[str] = (), generate: bool = True) -> list[Step]:
     """The steps of these conditions × seeds in data-flow order, each marked cached or to run, with an
-    estimate. `overrides` (key=value) apply to every run's config, as on the command line."""
+    estimate. `overrides` (key=value) apply to every run's config, as on the command line. With `generate`,
+    each run is also sampled and judged (`modevo generate`: the continuation column of Tables 3-4)."""
     from modevo.corpus.build import plan as corpus_plan
     from modevo.corpus.render import rendering_paths
     from modevo.score.config import EvalConfig
+    from modevo.generate.evaluate import judged_of
     from modevo.score.evaluate import checkpoints_of, scored
 
     runs_dir, configs = Path(runs_dir), Path(configs)
@@ -224,7 +229,26 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
                               None if scored_ok else render_s + score_s,
                               mx + ["eval", "--all", "--scale", scale, "--config", str(eval_path), "--runs-dir",
                                     str(runs_dir), *eval_overrides, "--no-progress"]))
+            if generate:
+                judged = folder is not None and judged_of(folder, checkpoints_of(folder, "final")[0].stem) is not None
+                steps.append(Step("generate", f"{spec.name} seed {seed}: continuations, judged", judged,
+                                  None if judged else _generate_s(spec, rate),
+                                  mx + ["generate", "--all", "--scale", scale, "--views", ",".join(s.name for s in specs),
+                                        "--runs-dir", str(runs_dir), "--no-progress"]))
     return steps
+
+
+def _generate_s(spec, train_rate: float) -> float:
+    """`modevo generate` with its defaults: prompts × seeds continuations of max_seconds (one token per step with
+    a KV cache, ~1/4 of the training throughput on this machine), then judging (decoder and judge, plus a unit
+    recogniser for views that read units)."""
+    from modevo.generate.sample import WORDS_PER_SECOND, SampleConfig
+
+    cfg = SampleConfig()
+    per_row = spec.rate_hz * cfg.max_seconds if spec.frame_level else \
+        cfg.max_seconds * WORDS_PER_SECOND * TOKENS_PER_WORD["text"]
+    return cfg.prompts * cfg.seeds * per_row / (train_rate / 4) + JUDGE_S + \
+        (RECOGNISER_S if spec.view_family.reads_units else 0)
 
 
 def format_plan(steps: list[Step]) -> str:
@@ -245,10 +269,13 @@ def _dur(s: float) -> str:
 
 def run_steps(steps: list[Step], times_log: Path | None = None) -> None:
     """Run the missing steps: building and training first, then scoring, which is one `eval --all` for the
-    scale (it scores every finished run and skips those already scored). Each step's wall time is appended
-    to `times_log` (JSON lines; `modevo report` sums them per stage)."""
+    scale (it scores every finished run and skips those already scored), then generation (one `generate
+    --all` over the plan's conditions, likewise). Each step's wall time is appended to `times_log` (JSON
+    lines; `modevo report` sums them per stage)."""
     seen: set[tuple] = set()
-    todo = [s for s in steps if not s.done and s.stage != "eval"] + [s for s in steps if not s.done and s.stage == "eval"]
+    later = ("eval", "generate")  # scoring and generation wait for every run of the plan to be trained
+    todo = [s for s in steps if not s.done and s.stage not in later] + \
+        [s for stage in later for s in steps if not s.done and s.stage == stage]
     for s in todo:
         if tuple(s.command) in seen:
             continue
@@ -257,16 +284,18 @@ def run_steps(steps: list[Step], times_log: Path | None = None) -> None:
         started = time.time()
         code = subprocess.run(s.command, env={**os.environ, PARENT_ENV: str(os.getpid())}).returncode
         if times_log is not None:
-            _log_time(times_log, s, started, code, _eval_what(todo) if s.stage == "eval" else s.what)
+            _log_time(times_log, s, started, code, _batched_what(todo, s.stage) if s.stage in later else s.what)
         if code != 0:
             raise InputError(f"step '{s.stage}: {s.what}' failed (exit {code}); its finished work is kept: rerun "
                              "the same command to go on")
 
 
-def _eval_what(todo: list[Step]) -> str:
-    """One `eval --all` scores every unscored run of the scale: name the runs this factor needed scored."""
-    runs = [s.what.split(":")[0] for s in todo if s.stage == "eval"]
-    return f"scoring {', '.join(runs)} (and any other unscored run of the scale)"
+def _batched_what(todo: list[Step], stage: str) -> str:
+    """One `eval --all` (`generate --all`) serves every run missing it: name the runs this plan needed."""
+    runs = [s.what.split(":")[0] for s in todo if s.stage == stage]
+    if stage == "eval":
+        return f"scoring {', '.join(runs)} (and any other unscored run of the scale)"
+    return f"sampling and judging {', '.join(runs)}"
 
 
 def _log_time(path: Path, step: Step, started: float, code: int, what: str) -> None:

@@ -8,7 +8,8 @@ Covered here (mostly through the command line, `modevo.cli.main` in-process):
   (num_proc, text_bpe_vocab, bpe_max_sentences, batch_size), misspelt view names (--views, --view, plan
   --views) with the closest one suggested
 - CLI arguments: unknown option, a non-integer option, an unknown stage, a missing subcommand, an invalid
-  choice, non-integer --seeds, an unknown factor, runs that do not exist (compare, report)
+  choice, non-integer --seeds, an unknown factor, runs that do not exist (compare, report, generate),
+  generate with nothing named
 - checkpoints: unreadable file, a torch file that is not a milestone, a file that needs full unpickling
   (refused, never run), weights that do not fit their own model config (shape), another vocabulary (size or
   tokens), a corrupt resume checkpoint
@@ -158,6 +159,12 @@ def test_cli_argument_problems(capsys, cache, argv, needles):
 def test_compare_runs_that_do_not_exist(capsys, tmp_path):
     one_line(capsys, ["compare", "--a", str(tmp_path / "x"), "--b", str(tmp_path / "y")],
              ["no such run folder or checkpoint", str(tmp_path / "x")])
+
+
+def test_generate_without_a_run_or_runs(capsys, tmp_path):
+    one_line(capsys, ["generate"], ["name what to generate from", "--all"])
+    one_line(capsys, ["generate", "--all", "--scale", "cpu", "--runs-dir", str(tmp_path / "runs")],
+             ["no MLflow store at", "train a run first"])
 
 
 def test_eval_of_a_file_that_is_not_a_checkpoint(capsys, tmp_path):

@@ -40,7 +40,9 @@ def test_plan_on_a_half_built_cache_lists_exactly_the_missing_steps(novels, cach
     steps = _plan(novels, tmp_path, views)
     assert _status(steps) == [("corpus", "smoke text and phones", False),
                               ("train", "text-char seed 0", False), ("eval", "text-char seed 0", False),
-                              ("train", "phone seed 0", False), ("eval", "phone seed 0", False)]
+                              ("generate", "text-char seed 0", False),
+                              ("train", "phone seed 0", False), ("eval", "phone seed 0", False),
+                              ("generate", "phone seed 0", False)]
     assert all(s.estimate_s is not None and s.estimate_s > 0 for s in steps)
     # build the corpus and train + score one condition: exactly those steps turn cached
     corpus = steps[0].command[3:]
@@ -51,16 +53,21 @@ def test_plan_on_a_half_built_cache_lists_exactly_the_missing_steps(novels, cach
     assert main(["eval", "--all", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--no-progress",
                  "--no-mlflow", "--config", str(ROOT / "configs/eval/smoke.yaml"), *EVAL]) == 0
     after = _plan(novels, tmp_path, views)
-    assert [s.done for s in after] == [True, True, True, False, False]
+    assert [s.done for s in after] == [True, True, True, False, False, False, False]
     text = format_plan(after)
-    assert "2 of 5 steps to run" in text and "cached" in text
+    assert "4 of 7 steps to run" in text and "cached" in text
+    # sampled and judged (a few prompts: the step's own defaults are the paper's 100 × 10): that step turns cached
+    run = next((tmp_path / "runs").glob("smoke/text-char/*"))
+    assert main(["generate", "--run", str(run), "--prompts", "3", "--seeds", "2", "--no-progress"]) == 0
+    assert [s.done for s in _plan(novels, tmp_path, views)] == [True, True, True, True, False, False, False]
 
 
 @needs_espeak
 def test_plan_lists_renderings_and_units_for_frame_views(novels, cache, tmp_path):
     steps = _plan(novels, tmp_path, ["phone-repeat@mean", "speech@fixed/mel-kmeans"])
     stages = [s.stage for s in steps]
-    assert stages == ["corpus", "rendering", "rendering", "units", "train", "eval", "train", "eval"]
+    assert stages == ["corpus", "rendering", "rendering", "units", "train", "eval", "generate", "train", "eval",
+                      "generate"]
     assert {s.what for s in steps if s.stage == "rendering"} == {"speech rendering 'fixed'",
                                                                  "speech rendering 'varied'"}  # mean_from=varied
 
@@ -99,12 +106,15 @@ def test_factor_a_end_to_end_prints_its_table3_rows(novels, cache, tmp_path, cap
     assert "| A | text-bpe | phone-bpe | sblimp |" in out and "| A | text-char | phone | sblimp |" in out
     assert (tmp_path / "results" / "table3.md").is_file() and (tmp_path / "results" / "fig2_layers.png").is_file()
     times = [json.loads(ln) for ln in (tmp_path / "runs" / "smoke" / "pipeline-times.jsonl").read_text().splitlines()]
-    assert [t["stage"] for t in times] == ["corpus"] + ["train"] * 4 + ["eval"]  # every step run, timed once
+    assert [t["stage"] for t in times] == ["corpus"] + ["train"] * 4 + ["eval", "generate"]  # each run, timed once
     assert all(t["exit"] == 0 and t["seconds"] > 0 for t in times)
-    assert times[-1]["what"] == ("scoring text-bpe seed 0, phone-bpe seed 0, text-char seed 0, phone seed 0 "
+    assert times[-2]["what"] == ("scoring text-bpe seed 0, phone-bpe seed 0, text-char seed 0, phone seed 0 "
                                  "(and any other unscored run of the scale)")  # which runs the one eval step was for
+    judged = sorted((tmp_path / "runs").glob("smoke/*/*/samples/*/judged.json"))
+    assert len(judged) == 4  # every condition's continuations judged, so Table 4 gets its column
+    assert "continuation PPL" in out
     assert "| total |" in (tmp_path / "results" / "wall_times.md").read_text()
     # a second call finds every step cached and runs nothing
     assert main(["plan", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--eval-config",
                  str(eval_cfg), *over]) == 0
-    assert "0 of 9 steps to run" in capsys.readouterr().out  # corpus + 4 conditions × (train, eval)
+    assert "0 of 13 steps to run" in capsys.readouterr().out  # corpus + 4 conditions × (train, eval, generate)

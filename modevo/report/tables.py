@@ -309,7 +309,7 @@ def wall_times(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             raise InputError(f"{path} line {n} is not JSON: fix or delete that line") from None
         steps.setdefault((rec["stage"], rec["what"]), []).append(rec)
-    order = ("corpus", "rendering", "units", "train", "eval", "report")
+    order = ("corpus", "rendering", "units", "train", "eval", "generate", "report")
     rank = lambda st: order.index(st) if st in order else len(order)
     keys = sorted(steps, key=lambda k: (rank(k[0]), min(r["started"] for r in steps[k])))
     rows, total = [], 0.0
