@@ -25,6 +25,7 @@ import logging
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,7 +280,8 @@ def _edit_ops(a: list[str], b: list[str]) -> list[int | None]:
     return out
 
 
-def edit_distance(a: list[str], b: list[str]) -> int:
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance (substitutions, deletions, insertions each 1) between two sequences."""
     prev = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
         cur = [i] + [0] * len(b)

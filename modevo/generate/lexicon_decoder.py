@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from modevo.cache import atomic_dir, atomic_write_json, file_digest, read_saved, stable_hash
+from modevo.corpus.alignments import edit_distance
 from modevo.corpus.phones import PHONES
 from modevo.errors import ConfigError, InputError
 from modevo.score.ngram import SEP, NGramLM
@@ -81,17 +82,6 @@ def check_phones(phones) -> list[str]:
 
 
 # -- error rates -----------------------------------------------------------------------------------------------
-def edit_distance(ref: Sequence, hyp: Sequence) -> int:
-    """Levenshtein distance (substitutions, deletions, insertions each 1) between two sequences."""
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
-
-
 def error_rate(pairs: Iterable[tuple[Sequence, Sequence]]) -> dict:
     """Corpus-level error rate of (reference, hypothesis) pairs: total edits / total reference length (a
     WER over word lists, a PER over phone lists). Also the count of pairs recovered exactly."""
