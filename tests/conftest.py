@@ -80,8 +80,8 @@ def novels_workspace(tmp_path_factory, name: str):
     mp.undo()
 
 
-def train_tiny(workspace, view: str, milestones: int = 2):
-    """A run of `view` trained in seconds in a novels_workspace; returns its folder."""
+def train_tiny(workspace, view: str, milestones: int = 2, *extra: str):
+    """A run of `view` trained in seconds in a novels_workspace (extra: key=value overrides); returns its folder."""
     from pathlib import Path
 
     from modevo.config import load
@@ -91,5 +91,5 @@ def train_tiny(workspace, view: str, milestones: int = 2):
     tmp, novels = workspace
     root = Path(__file__).resolve().parent.parent
     stage = load(TrainStageConfig, root / "configs/train/smoke.yaml",
-                 tiny_run_overrides(novels, tmp, f"train.view={view}", f"train.milestones={milestones}"))
+                 tiny_run_overrides(novels, tmp, f"train.view={view}", f"train.milestones={milestones}", *extra))
     return Path(train(stage, progress=False)["run_dir"])

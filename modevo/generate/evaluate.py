@@ -177,10 +177,10 @@ def _test_utterances(ctx, spec, encoder, n: int):
         tokenizer = spec.tokenizer if fam.reads_units else None
         rendered = ctx.rendered_rows(fam.row_rendering(spec), "test", tokenizer, spec.rate_hz)
         for row, rendering, units in islice(rendered, n):
-            yield row, encoder.encode(row, rendering=rendering, units=units), (rendering, units)
+            yield row, encoder.encode_item(row, rendering=rendering, units=units), (rendering, units)
     else:
         for row in islice(ctx.iter_rows("test"), n):
-            yield row, encoder.encode(row), None
+            yield row, encoder.encode_item(row), None
 
 
 def transcription_error(reader: WordReader, ctx, n: int, cache_root: Path) -> dict:

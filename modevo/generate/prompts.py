@@ -82,10 +82,10 @@ def make_prompts(ctx: ViewContext, spec: ViewSpec, encoder: Encoder, n: int, pro
         for row, rendering, units in ctx.rendered_rows(family.row_rendering(spec), "test", tokenizer, spec.rate_hz):
             if row["id"] in order:
                 n_phones = sum(len(p) for p in row["phones"][:prompt_words])
-                encoded[row["id"]] = encoder.encode(cut_row(row, prompt_words),
-                                                    rendering=cut_rendering(rendering, n_phones), units=units)
+                encoded[row["id"]] = encoder.encode_item(cut_row(row, prompt_words),
+                                                         rendering=cut_rendering(rendering, n_phones), units=units)
     else:
-        encoded = {r["id"]: encoder.encode(cut_row(r, prompt_words)) for r in chosen}
+        encoded = {r["id"]: encoder.encode_item(cut_row(r, prompt_words)) for r in chosen}
     return [Prompt(id=r["id"], words=list(r["words"][:prompt_words]), reference_words=list(r["words"][prompt_words:]),
                    ids=np.asarray(encoded[r["id"]], dtype=np.int64)) for r in chosen]
 

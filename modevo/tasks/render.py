@@ -38,6 +38,7 @@ from modevo.corpus.render import render_utterance, resolve_voices, utterance_par
 from modevo.errors import InputError
 from modevo.tasks.base import Pair, TaskSet
 from modevo.views.build import ViewContext, ViewsStageConfig, encoder_and_inputs
+from modevo.views.config import keyed
 from modevo.views.registry import SEP_ID, ViewSpec, parse_view
 
 log = logging.getLogger("modevo.tasks")
@@ -163,10 +164,10 @@ class ItemRenderer:
                 self._audio_ids[path] = self.encoder.encode_units(self.unit_tokenizer().encode(pcm))
             return self._audio_ids[path]
         if not self.spec.view_family.item_speech(self.spec):
-            return self.encoder.encode(row)
+            return self.encoder.encode_item(row)
         record, audio = render_utterance(row, self._params(rendering, params_id))
         units = self.unit_tokenizer().encode(audio) if self.hears_audio else None
-        return self.encoder.encode(row, rendering=record, units=units)
+        return self.encoder.encode_item(row, rendering=record, units=units)
 
     # -- a whole task ---------------------------------------------------------------------------------------
     def cache_key(self, task: TaskSet, rendering: str | None) -> str:
@@ -183,7 +184,7 @@ class ItemRenderer:
                      "voices": resolve_voices(rcfg, speech.allow_fallback)[0], "seed": speech.seed}
         # the encoding, not the view: views that give items the same ids share one rendering of them
         return stable_hash({"stage": STAGE_VERSION, "task": task.content_hash, "encoding": self.encoder.item_inputs,
-                            "settings": dataclasses.asdict(self.stage.views), "rendering": rinfo,
+                            "settings": keyed(dataclasses.asdict(self.stage.views)), "rendering": rinfo,
                             "max_len": self.max_len}, 16)
 
     def render(self, task: TaskSet, rendering: str | None = None) -> RenderedTask:

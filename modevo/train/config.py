@@ -21,7 +21,12 @@ class RecipeConfig:
     view: str = "text-bpe"
     scale: str = "smoke"  # a label recorded with the run (smoke | cpu | paper)
     seed: int = 0
-    budget: Literal["tokens", "epochs", "converged"] = "tokens"
+    # speech-tokens: max_tokens counts only the view's speech units (an interleaved view trains on
+    # max_tokens / its speech_token_share tokens in all, seeing as many units as speech@R/T does)
+    budget: Literal["tokens", "epochs", "converged", "speech-tokens"] = "tokens"
+    # warm start (TWIST): a run folder or milestone whose weights initialise this run, token rows matched by
+    # token (text-bpe's pieces inside an interleaved vocabulary); None: a fresh initialisation
+    init_from: str | None = None
     max_tokens: int = 200_000  # `tokens`: train exactly this many; `converged`: at most this many
     epochs: float = 1.0  # `epochs`: passes over the view's training windows
     patience: int = 3  # `converged`: validations without improvement before stopping

@@ -20,13 +20,14 @@ from pathlib import Path
 import yaml
 
 from modevo import __version__
-from modevo.cache import stable_hash
+from modevo.cache import file_digest, stable_hash
 from modevo.config import to_dict
-from modevo.errors import InputError
+from modevo.errors import ConfigError, InputError
 from modevo.train.callbacks import (Milestones, ResumePoint, TrainingProgress, Validation, checkpoint_step,
                                     save_weights, write_json)
 from modevo.train.config import TrainStageConfig
 from modevo.views.build import build_views, load_view
+from modevo.views.config import keyed
 from modevo.views.registry import DEFAULT_TOKENIZER, factors_of, parse_view
 
 log = logging.getLogger("modevo.train")
@@ -67,7 +68,22 @@ def key_config(d: dict) -> dict:
     views, view = d.get("views", {}), d.get("train", {}).get("view")
     if view and "tokenizer" in views and not parse_view(view, views["tokenizer"]).view_family.reads_units:
         views["tokenizer"] = DEFAULT_TOKENIZER
+    if "views" in d:
+        d["views"] = keyed(views)
+    if d.get("train", {}).get("init_from", "") is None:  # added after runs existed: absent means a fresh init
+        d["train"].pop("init_from")
     return d
+
+
+def budget_tokens_of(r, spec, manifest: dict) -> int:
+    """Tokens the run trains on: train.max_tokens, or under budget=speech-tokens as many tokens in all as
+    hold max_tokens speech units at the view's measured share."""
+    if r.budget != "speech-tokens":
+        return r.max_tokens
+    share = manifest.get("speech_token_share", 1.0 if spec.view_family.reads_units else None)
+    if not share:
+        raise ConfigError(f"train.budget=speech-tokens: view {spec.name} has no speech tokens; use budget=tokens")
+    return int(math.ceil(r.max_tokens / share))
 
 
 def run_key(stage: TrainStageConfig) -> str:
@@ -322,7 +338,8 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
     if dm.windows_per_epoch < 1:
         raise InputError(f"view {spec.name} has {len(dm.train_stream)} training tokens, fewer than one window of "
                          f"{r.seq_len + 1}: lower train.seq_len or use a larger corpus")
-    total = steps_for(r.budget, r.max_tokens, r.epochs, dm.windows_per_epoch, r.batch_size, r.seq_len)
+    total = steps_for(r.budget, budget_tokens_of(r, spec, view.manifest), r.epochs, dm.windows_per_epoch,
+                      r.batch_size, r.seq_len)
     last = ckpt_dir / "last.ckpt"
     start = checkpoint_step(last) if last.exists() else 0
     dm.total_steps, dm.start_step = total, start
@@ -364,6 +381,12 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
                 share_threads(r.devices)
 
     module = LanguageModel(model_cfg, r, total)
+    if r.init_from and start == 0:  # a resume restores its own weights from last.ckpt
+        info["init_from"] = warm_start(module.model, r.init_from, view.vocab)
+        if rank == 0:
+            write_json(info_path, info)
+            log.info("initialised from %s: %d tensors copied, %d token rows shared", info["init_from"]["checkpoint"],
+                     len(info["init_from"]["copied"]), info["init_from"]["shared_tokens"])
     tokens_per_step = r.batch_size * r.seq_len
     budget_tokens = total * tokens_per_step
     milestones = sorted({max(tokens_per_step, budget_tokens // 2 ** k) for k in range(r.milestones)})
@@ -540,6 +563,55 @@ def format_plan(p: dict) -> str:
                      f"{r['flops_per_token'] / 1e9:.2f} GFLOP/token  {r['gpu_hours']:,.0f} GPU-h  "
                      f"({r['gpu_hours'] / p['world_size']:,.1f} h wall)")
     return "\n".join(lines)
+
+
+def warm_start(model, source: str | Path, vocab: list[str]) -> dict:
+    """Initialise `model` from another run's milestone, as TWIST starts a speech LM from a text LM: every
+    tensor of the same name and shape is copied; the vocabulary-sized ones (token embedding, LM head) are
+    copied row by row for the tokens both vocabularies hold (text-bpe's pieces inside an interleaved
+    vocabulary), the other rows keep their fresh initialisation. What was copied is returned for run.json."""
+    import torch
+
+    path = Path(source)
+    if path.is_dir():  # a run folder: its last milestone
+        found = sorted((path / "checkpoints").glob("tokens-*.pt"))
+        if not found:
+            raise InputError(f"train.init_from: {path} holds no finished milestone (checkpoints/tokens-*.pt)")
+        path = found[-1]
+    if not path.is_file():
+        raise InputError(f"train.init_from: no run folder or checkpoint at {path}")
+    try:
+        src, payload = load_run_weights(path)
+    except Exception as e:  # noqa: BLE001 (any unreadable file: one line)
+        raise InputError(f"train.init_from: {path} is not a modevo milestone ({str(e).splitlines()[0][:160]})") from None
+    src_vocab = payload.get("vocab")
+    if src_vocab is None:
+        raise InputError(f"train.init_from: {path} does not record its vocabulary; cannot map its token rows")
+    src_rows = {t: i for i, t in enumerate(src_vocab)}
+    pairs = [(i, src_rows[t]) for i, t in enumerate(vocab) if t in src_rows]
+    mine, theirs = model.state_dict(), src.state_dict()
+    copied, skipped = [], []
+    with torch.no_grad():
+        for name, tensor in mine.items():
+            other = theirs.get(name)
+            if other is not None and other.shape == tensor.shape and tensor.shape[:1] != (len(vocab),):
+                tensor.copy_(other)
+                copied.append(name)
+            elif other is not None and tensor.dim() >= 1 and tensor.shape[0] == len(vocab) \
+                    and other.shape[0] == len(src_vocab) and other.shape[1:] == tensor.shape[1:]:
+                if pairs:
+                    to, frm = zip(*pairs)
+                    tensor[list(to)] = other[list(frm)]
+                copied.append(f"{name} ({len(pairs)} of {len(vocab)} rows)")
+            else:
+                skipped.append(name)
+    if not pairs and not copied:
+        raise InputError(f"train.init_from: {path} shares no tensor or token with this model")
+    if skipped and len(skipped) == len(mine):
+        raise InputError(f"train.init_from: {path} has another shape ({', '.join(skipped[:3])} ...): nothing copied")
+    return {"checkpoint": str(path), "sha256": file_digest(path), "view": payload.get("view"),
+            "tokens": int(payload.get("tokens", 0)), "copied": copied, "not_copied": skipped,
+            "shared_tokens": len(pairs)}
 
 
 def load_run_weights(path: str | Path):

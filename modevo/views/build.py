@@ -269,7 +269,7 @@ def build_view(spec: ViewSpec, ctx: ViewContext) -> Path:
             "rendering": spec.rendering, "tokenizer": spec.tokenizer, "rate_hz": spec.rate_hz, "settings": view_settings(ctx.stage.views),
             "inputs": inputs, "stage_version": STAGE_VERSION, "key": key, "vocab_size": len(enc),
             "tokens_per_word": summary["tokens"] / max(1, summary.pop("words")),
-            "empty_utterances": int((lengths == 0).sum()), **summary, **info,
+            "empty_utterances": int((lengths == 0).sum()), **summary, **info, **enc.stats(),
         }
         (tmp / "vocab.json").write_text(json.dumps(enc.vocab))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from modevo.config import require
+
+
+@dataclass
+class InterleaveConfig:
+    """interleaved@R/T: how training utterances mix text and speech (views/encode.py InterleavedEncoder)."""
+    speech_share: float = 0.5  # expected share of each utterance's words given as speech units
+    mean_span_words: float = 4.0  # mean words per speech span (text spans: scaled to give the share)
+    seed: int = 0  # span draws: a generator per (seed, utterance id)
+
+    def __post_init__(self):
+        require(0.0 < self.speech_share <= 1.0, f"interleave.speech_share must be in (0, 1], got {self.speech_share}")
+        require(self.mean_span_words >= 1.0, f"interleave.mean_span_words must be at least 1, got {self.mean_span_words}")
 
 
 @dataclass
@@ -22,6 +35,7 @@ class ViewsConfig:
     mean_from: str = "varied"
     dedup_units: bool = False  # collapse repeated units in frame-level views (a proposed remedy)
     tokenizer: str = "mel-kmeans"  # the speech tokenizer of speech-fixed / speech-varied
+    interleave: InterleaveConfig = field(default_factory=InterleaveConfig)
     views: list[str] = field(default_factory=lambda: [
         "text-bpe", "text-char", "phone-bpe", "phone", "phone-repeat@mean", "phone-repeat@fixed",
         "phone-repeat@varied", "speech-fixed", "speech-varied"])
@@ -36,3 +50,12 @@ class ViewsConfig:
 
         for v in self.views:
             parse_view(v, self.tokenizer)  # a misspelt view fails here, naming the closest
+
+
+def keyed(views: dict) -> dict:
+    """The views settings as a cache or run key sees them: blocks added after keys existed are left out at
+    their defaults, so adding a setting does not invalidate every cached view item and trained run."""
+    out = dict(views)
+    if out.get("interleave") == dataclasses.asdict(InterleaveConfig()):
+        out.pop("interleave")
+    return out

@@ -68,6 +68,15 @@ class Encoder(abc.ABC):
     def encode(self, row: dict, rendering: dict | None = None, units: np.ndarray | None = None) -> np.ndarray:
         """One utterance's token ids (no separator)."""
 
+    def stats(self) -> dict:
+        """What encoding the view's utterances measured, for its manifest (most encoders: nothing)."""
+        return {}
+
+    def encode_item(self, row: dict, rendering: dict | None = None, units: np.ndarray | None = None) -> np.ndarray:
+        """A task item's or a prompt's ids: as a training utterance, except where a view trains on a mixture
+        and is tested on one modality (interleaved views hear items as speech only)."""
+        return self.encode(row, rendering=rendering, units=units)
+
     def decode(self, ids) -> list[str]:
         return [self.vocab[i] for i in ids]
 
@@ -191,6 +200,94 @@ class UnitBpeEncoder(Encoder):
 
     def encode_units(self, units: np.ndarray) -> np.ndarray:
         return np.asarray(self.sp.encode(unit_text(units)), dtype=np.int64) + 1
+
+
+TEXT_MARK, SPEECH_MARK = "<text>", "<speech>"
+
+
+class InterleavedEncoder(Encoder):
+    """Word-level interleaving of text and speech in one vocabulary: [SEP] + text-bpe pieces + units + the two
+    modality marks. A training utterance is cut at word boundaries into spans that alternate between the
+    words' text-bpe pieces and the units of the same words (from the first word's first phone to the last
+    word's last phone, pauses inside included); each span opens with its modality's mark. Span lengths (in
+    words) are geometric, drawn from a generator seeded by (seed, utterance id): speech spans average
+    mean_span_words, text spans mean_span_words·(1-s)/s, so a share s of the words is spoken on average
+    (s = 1: speech only, in the joint vocabulary). Task items and prompts are speech only: the mark, then
+    the utterance's units, as speech@R/T hears them."""
+
+    def __init__(self, spec: ViewSpec, cfg: ViewsConfig, bpe_folder, n_units: int,
+                 unit_rate_hz: float = DEFAULT_RATE_HZ):
+        super().__init__(spec, cfg)
+        self.sp = load_bpe(bpe_folder)
+        self.unit_ms = frame_ms(unit_rate_hz)
+        self.share, self.mean_words, self.seed = (cfg.interleave.speech_share, cfg.interleave.mean_span_words,
+                                                  cfg.interleave.seed)
+        pieces = [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
+        self.unit_offset = 1 + len(pieces)  # unit u is token unit_offset + u
+        self.vocab = [SEP] + pieces + [f"u{i}" for i in range(n_units)] + [TEXT_MARK, SPEECH_MARK]
+        self._index()
+        self.text_ids = np.arange(1, self.unit_offset)  # what a text-vocabulary readout ranks (modevo lens)
+        self.counts = {"tokens": 0, "unit_tokens": 0, "words": 0, "spoken_words": 0}
+
+    def text_pieces(self, words: list[str]) -> np.ndarray:
+        """Token ids of these words as text-bpe writes them (word boundaries as the views setting says)."""
+        text = (" " if self.cfg.word_boundaries else "").join(words)
+        return np.asarray(self.sp.encode(text), dtype=np.int64) + 1
+
+    def word_frames(self, row: dict, rendering: dict) -> np.ndarray:
+        """(words, 2) unit index of each word's first frame and the frame after its last, at the units' rate."""
+        n = np.cumsum([len(w) for w in row["phones"]])
+        first, last = np.concatenate([[0], n[:-1]]), n - 1
+        start, dur = np.asarray(rendering["start_ms"]), np.asarray(rendering["durations_ms"])
+        return np.stack([frame_index(start[first], self.unit_ms), frame_index(start[last] + dur[last], self.unit_ms)],
+                        axis=1).astype(np.int64)
+
+    def spans(self, row: dict) -> list[tuple[str, int, int]]:
+        """(modality, first word, end word) spans of one utterance, alternating, seeded by its id."""
+        import zlib
+
+        n = len(row["words"])
+        if self.share >= 1.0 or self.share <= 0.0:
+            return [("speech" if self.share >= 1.0 else "text", 0, n)]
+        rng = np.random.default_rng([self.seed, zlib.crc32(row["id"].encode())])
+        mean = {"speech": self.mean_words, "text": self.mean_words * (1 - self.share) / self.share}
+        modality = "speech" if rng.random() < self.share else "text"
+        out, w = [], 0
+        while w < n:
+            length = int(rng.geometric(1.0 / max(1.0, mean[modality])))
+            out.append((modality, w, min(n, w + length)))
+            w += length
+            modality = "text" if modality == "speech" else "speech"
+        return out
+
+    def encode(self, row, rendering=None, units=None) -> np.ndarray:
+        frames, units = self.word_frames(row, rendering), np.asarray(units, dtype=np.int64)
+        pieces = []
+        for modality, a, b in self.spans(row):
+            if modality == "text":
+                pieces += [[self.index[TEXT_MARK]], self.text_pieces(row["words"][a:b])]
+            else:
+                pieces += [[self.index[SPEECH_MARK]], units[frames[a, 0]:frames[b - 1, 1]] + self.unit_offset]
+                self.counts["unit_tokens"] += len(pieces[-1])
+                self.counts["spoken_words"] += b - a
+        out = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64)
+        self.counts["tokens"] += len(out)
+        self.counts["words"] += len(row["words"])
+        return out
+
+    def stats(self) -> dict:
+        """The mixture as built: the share of tokens that are units (train.budget=speech-tokens divides by
+        it) and of words that were spoken."""
+        c = self.counts
+        return {"speech_token_share": c["unit_tokens"] / max(1, c["tokens"]),
+                "speech_word_share": c["spoken_words"] / max(1, c["words"])}
+
+    def encode_item(self, row, rendering=None, units=None) -> np.ndarray:
+        return self.encode_units(span_units(units, rendering, self.unit_ms))
+
+    def encode_units(self, units: np.ndarray) -> np.ndarray:
+        """Speech only: the mark, then the units (a released file's units whole)."""
+        return np.concatenate([[self.index[SPEECH_MARK]], np.asarray(units, dtype=np.int64) + self.unit_offset])
 
 
 def dedup(ids: np.ndarray) -> np.ndarray:

@@ -408,6 +408,61 @@ class SpeechBpe(Speech):
         return [ord(c) - _UNIT_CHAR_BASE for c in text], "units"
 
 
+# -- text supervision of speech (issue 25): SpiritLM / SIMS-style word-level interleaving ---------------------
+class Interleaved(Speech):
+    """interleaved@R/T: training utterances alternate, at word boundaries, between text-bpe pieces and the
+    units of rendering R by tokenizer T, in one vocabulary (text-bpe ∪ units ∪ two modality marks); the share
+    of spoken words is views.interleave.speech_share (recorded in the view's manifest). Task items, prompts
+    and released audio are heard as speech only, exactly as speech@R/T hears them (after a speech mark), so
+    its rows sit beside speech-varied and phone-repeat@varied in Table 3."""
+
+    name, paper_name, paper_scores = "interleaved", "Interleaved (text + speech)", None
+
+    def encoder(self, spec, views_cfg, bpe_folder=None, n_units=None, unit_rate_hz=DEFAULT_RATE_HZ, **_):
+        from modevo.views.encode import InterleavedEncoder
+
+        return InterleavedEncoder(spec, views_cfg, bpe_folder, n_units=n_units, unit_rate_hz=unit_rate_hz)
+
+    def settings(self, views_cfg) -> dict:
+        """What the mixture depends on (the view's cache key and manifest)."""
+        from dataclasses import asdict
+
+        return asdict(views_cfg.interleave)
+
+    def prepare(self, spec, ctx):
+        from modevo.views.registry import parse_view
+
+        _, key = ctx.rendering(spec.rendering)
+        _, um = ctx.units(spec.rendering, spec.tokenizer, spec.rate_hz)
+        text = parse_view("text-bpe")
+        folder = ctx.bpe_folder(text, ctx.stage.views.text_bpe_vocab)  # text-bpe's own pieces: one text vocabulary
+        enc = self.encoder(spec, ctx.stage.views, bpe_folder=folder, n_units=um["vocab_size"],
+                           unit_rate_hz=um["frame_rate_hz"])
+        # items are speech only: their ids depend on the units and the joint vocabulary's layout
+        enc.item_inputs = {"name": f"{self.name}_{spec.tokenizer}", "tokenizer": um["tokenizer_hash"],
+                           "frame_rate_hz": um["frame_rate_hz"], "bpe": folder.name}
+        mix = self.settings(ctx.stage.views)
+        return enc, {"rendering": key, "units": um["content_hash"], "bpe": folder.name, "interleave": mix}, {
+            "bpe_model": str(folder), "interleave": mix, "unit_offset": enc.unit_offset,
+            "units": {k: um[k] for k in ("tokenizer", "tokenizer_hash", "vocab_size", "frame_rate_hz", "quality")}}
+
+    def condition_name(self, spec, released=()):
+        return f"{self.name}-" + super().condition_name(spec, released).removeprefix("speech-")
+
+    def item_encoding(self, spec) -> str:
+        return f"{self.name}/{spec.tokenizer}{rate_suffix(spec.rate_hz)}"
+
+    def expected_vocab(self, spec, views_cfg, units_cfg):
+        k = 1024 if spec.tokenizer == "encodec" else units_cfg.k
+        return 1 + views_cfg.text_bpe_vocab + k + 2, "views.text_bpe_vocab + units + 2 modality marks + separator"
+
+    def to_symbols(self, spec, encoder, token_ids):
+        raise NotImplementedError("an interleaved continuation may switch to text mid-way; judging mixed "
+                                  "continuations is not built")
+
+
 def builtin() -> list[ViewFamily]:
-    """The families every modevo has, in the paper's order, then the remedies (registry.py registers them)."""
-    return [TextBpe(), TextChar(), PhoneBpe(), Phone(), PhoneRepeat(), Speech(), SpeechDedup(), SpeechBpe()]
+    """The families every modevo has, in the paper's order, then the remedies and text supervision
+    (registry.py registers them)."""
+    return [TextBpe(), TextChar(), PhoneBpe(), Phone(), PhoneRepeat(), Speech(), SpeechDedup(), SpeechBpe(),
+            Interleaved()]
