@@ -56,6 +56,7 @@ smoke: setup
 	$(MODEVO) views build --config configs/views/smoke.yaml
 	@for v in $(VIEWS); do $(MODEVO) train --config configs/train/smoke.yaml --view $$v --no-progress || exit 1; done
 	$(MODEVO) eval --all --scale smoke --config configs/eval/smoke.yaml --no-progress
+	@$(PY) -m modevo.report.smoke_summary --scale smoke
 
 # the recipe is tuned once per scale on text-bpe's validation loss (runs kept in the MLflow experiment
 # modevo-tuning), then frozen in configs/train/<scale>.yaml for every condition

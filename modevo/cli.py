@@ -447,8 +447,13 @@ def cmd_ui(args) -> int:
     return 0
 
 
+SCALE_HELP = ("smoke (a few hundred sentences, seconds per stage: what tests and make smoke run), cpu (the "
+              "2-core reproduction), paper (the paper's shape, on GPUs); configs/<stage>/<scale>.yaml "
+              "(default: %(default)s)")
+
+
 def _add_plan_args(p: argparse.ArgumentParser, rate: bool = True) -> None:
-    p.add_argument("--scale", default="cpu")
+    p.add_argument("--scale", default="cpu", help=SCALE_HELP)
     p.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     p.add_argument("--budget", default="tokens", choices=["tokens", "epochs", "converged"])
     p.add_argument("--tokenizer", default="mel-kmeans", help="speech tokenizer of the unit views")
@@ -557,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a run folder, a checkpoint (.pt) or an MLflow run id; repeatable (under torchrun write "
                          "--run-ref: torchrun takes --run for its own --run-path)")
     ev.add_argument("--all", action="store_true", help="every finished run in the MLflow store (see --scale)")
-    ev.add_argument("--scale", default=None, help="with --all: only runs tagged with this scale")
+    ev.add_argument("--scale", default=None, help="with --all: only runs tagged with this scale (smoke, cpu, paper; "
+                    "default: every scale)")
     ev.add_argument("--tasks", default=None, metavar="A,B", help="shorthand for tasks.names=[A,B]")
     ev.add_argument("--checkpoints", choices=["final", "all"], default=None,
                     help="score the final checkpoint (default) or every milestone")
@@ -661,7 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(func=cmd_ui)
 
     rp = stages.add_parser("report", help="Tables 3 and 4 and Figs. 1-3 from the scored runs of a scale → results/")
-    rp.add_argument("--scale", default="cpu")
+    rp.add_argument("--scale", default="cpu", help="whose scored runs go into results/<scale>/; " + SCALE_HELP)
     rp.add_argument("--factor", choices=["A", "B", "C"], default=None, help="only this factor's conditions and rows")
     rp.add_argument("--views", default=None, metavar="A,B", help="only these conditions")
     rp.add_argument("--out", default=None, help="output folder (default results/<scale>)")

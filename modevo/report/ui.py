@@ -13,7 +13,8 @@ budget, seed, corpus_hash, view_hash, code_version, precision, tokenizer, render
     eval/<task>/layer_acc    step = layer (final checkpoint: the layer curve)
     tags task_hash.<task>, protocol_hash   (runs compare only when these agree)
 
-So in the UI: open the experiment "modevo", type a filter in the search box, e.g.
+`modevo ui` prints the address of the experiment's runs list (`#/experiments/<id>/runs`: MLflow 3 would
+otherwise open on its GenAI overview). There, type a filter in the search box, e.g.
 
     tags.factors LIKE '%C%' AND tags.scale = 'smoke'
 
@@ -81,6 +82,28 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+# the runs tab of an experiment in MLflow 3's single-page app (a hash route; mlflow/server/js routes.ts:
+# experimentPageTabRuns = "/experiments/:experimentId/runs"); the bare server address opens elsewhere
+RUNS_ROUTE = "/#/experiments/{experiment_id}/runs"
+
+
+def experiment_id(url: str, experiment: str = "modevo") -> str | None:
+    """The id of `experiment` as the MLflow server at `url` knows it, None if it has none (or does not say)."""
+    try:
+        exp = _request(url, "/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": experiment},
+                       timeout=10.0)["experiment"]
+    except (InputError, KeyError, TypeError):
+        return None
+    return exp.get("experiment_id") if exp.get("lifecycle_stage", "active") == "active" else None
+
+
+def runs_list_url(url: str, experiment: str = "modevo") -> str:
+    """The browser address of `experiment`'s runs list on the UI at `url` (the bare address when the store
+    has no such experiment yet)."""
+    exp_id = experiment_id(url, experiment)
+    return url.rstrip("/") + RUNS_ROUTE.format(experiment_id=exp_id) if exp_id is not None else url
+
+
 def _url(host: str, port: int) -> str:
     h = "127.0.0.1" if host in WILDCARD else host
     return f"http://[{h}]:{port}" if ":" in h else f"http://{h}:{port}"
@@ -135,6 +158,7 @@ class UIServer:
         self.port = port
         self.command = command
         self.log_path = log_path
+        self.runs_url = url  # the experiment's runs list, once start() has looked its id up
         atexit.register(self.stop)
 
     def __repr__(self) -> str:
@@ -242,8 +266,8 @@ def server_command(runs_dir: Path, tracking_uri: str, host: str, port: int) -> l
 
 
 def start(runs_dir: str | Path = "runs", tracking_uri: str | None = None, host: str = "127.0.0.1",
-          port: int = 5000, timeout: float = START_TIMEOUT_S) -> UIServer:
-    """Start the MLflow UI and return once it answers (see serve)."""
+          port: int = 5000, timeout: float = START_TIMEOUT_S, experiment: str = "modevo") -> UIServer:
+    """Start the MLflow UI and return once it answers (see serve); `.runs_url` is `experiment`'s runs list."""
     runs_dir = Path(runs_dir).resolve()
     uri = tracking_uri or _tracking_uri(runs_dir)
     if uri.startswith(("http://", "https://")):
@@ -273,8 +297,10 @@ def start(runs_dir: str | Path = "runs", tracking_uri: str | None = None, host: 
     finally:
         os.close(fd)
     handle = UIServer(proc, _url(host, port), host, port, cmd, Path(log_name))
+
     try:
         handle.wait_ready(timeout)
+        handle.runs_url = runs_list_url(handle.url, experiment)  # the store's own id, asked of the server
     except BaseException:  # InputError, or Ctrl-C while waiting: the server never outlives the call
         handle.stop()
         raise
@@ -296,7 +322,10 @@ def serve(runs_dir: str | Path = "runs", tracking_uri: str | None = None, host: 
     handle = start(runs_dir, tracking_uri, host, port, timeout)
     if not block:
         return handle
-    print(f"MLflow UI at {handle.url} (Ctrl-C stops it)", flush=True)
+    if handle.runs_url != handle.url:
+        print(f"MLflow UI: the runs of experiment 'modevo' at {handle.runs_url} (Ctrl-C stops it)", flush=True)
+    else:
+        print(f"MLflow UI at {handle.url} (no experiment 'modevo' in the store yet; Ctrl-C stops it)", flush=True)
     previous = {}
     try:
         # the server runs in its own session, so a closed terminal or a kill reaches only this process:

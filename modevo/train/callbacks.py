@@ -70,7 +70,7 @@ class TrainingProgress(OnOptimizerStep):
         tokens = step * module.tokens_per_step
         elapsed = time.perf_counter() - self._t0
         tok_s = (step - self._s0) * module.tokens_per_step / elapsed if elapsed > 0 else 0.0
-        module.log_dict({"tokens": float(tokens), "tok_s": tok_s}, prog_bar=True, logger=False)
+        module.log("tok_s", tok_s, prog_bar=True, logger=False)  # tokens and steps: the bar's own label
         if step % self.log_every == 0 or step == trainer.max_steps:
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
             windows = step * module.recipe.batch_size  # the global batch: every rank's windows together
@@ -188,3 +188,72 @@ def write_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
     os.replace(tmp, path)
+
+
+def _count(n: float) -> str:
+    """1234 → '1.2k', 5_005_312 → '5.0M', 1.1e9 → '1.1B' (tokens on a progress bar)."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{int(n)}"
+
+
+def progress_text(step: int, total_steps: int, tokens_per_step: int) -> str:
+    """The training bar's description: '1.2M/5.0M tokens, step 300/610' (not Lightning's 'Epoch 0/-2': a run
+    is a number of optimizer steps over an endless stream of windows, so epochs say nothing while it runs)."""
+    return (f"{_count(step * tokens_per_step)}/{_count(total_steps * tokens_per_step)} tokens, "
+            f"step {step:,}/{total_steps:,}")
+
+
+def token_progress_bar():
+    """Lightning's progress bar (rich where it is installed, else tqdm) counting optimizer steps and tokens:
+    its total is max_steps, its position the global step (so a resumed run starts where it stopped and
+    accumulation's micro-batches do not count), its description progress_text()."""
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+    from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
+
+    base = RichProgressBar if _RICH_AVAILABLE else TQDMProgressBar
+
+    class TokenProgressBar(base):
+        def describe(self, trainer, module) -> str:
+            return progress_text(trainer.global_step, trainer.max_steps, module.tokens_per_step)
+
+        def get_metrics(self, trainer, module):
+            items = super().get_metrics(trainer, module)
+            items.pop("v_num", None)
+            return items
+
+        def _show(self, trainer, module) -> None:
+            if self.is_disabled:
+                return
+            text = self.describe(trainer, module)
+            if base is RichProgressBar:
+                if self.train_progress_bar_id is None:
+                    self._initialize_train_progress_bar_id()
+                if self.progress is not None and self.train_progress_bar_id is not None:
+                    self.progress.update(self.train_progress_bar_id, total=trainer.max_steps,
+                                         completed=trainer.global_step, description=text)
+                self._update_metrics(trainer, module)
+                self.refresh()
+            else:
+                bar = self.train_progress_bar
+                if bar is not None:
+                    bar.total = trainer.max_steps
+                    bar.n = trainer.global_step
+                    bar.set_description(text, refresh=False)
+                    bar.set_postfix(self.get_metrics(trainer, module))
+
+        def _get_train_description(self, current_epoch: int) -> str:  # rich: the bar's first label
+            return self.describe(self.trainer, self.trainer.lightning_module)
+
+        def on_train_epoch_start(self, trainer, module):
+            super().on_train_epoch_start(trainer, module)
+            self._show(trainer, module)
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self._show(trainer, module)
+
+        def on_train_epoch_end(self, trainer, module):
+            self._show(trainer, module)
+
+    return TokenProgressBar()

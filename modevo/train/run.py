@@ -24,7 +24,7 @@ from modevo.cache import file_digest, stable_hash
 from modevo.config import to_dict
 from modevo.errors import ConfigError, InputError
 from modevo.train.callbacks import (Milestones, ResumePoint, TrainingProgress, Validation, checkpoint_step,
-                                    save_weights, write_json)
+                                    save_weights, token_progress_bar, write_json)
 from modevo.train.config import TrainStageConfig
 from modevo.views.build import build_views, load_view
 from modevo.views.config import keyed
@@ -203,6 +203,16 @@ def _store_logger_class():
     return StoreLogger
 
 
+def ensure_experiment(uri: str, name: str, artifact_location: str | None) -> None:
+    """Create the MLflow experiment if the store lacks it, quietly: Lightning's logger would otherwise print
+    "Experiment with name modevo not found. Creating it." as a warning on a fresh store's first run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    if client.get_experiment_by_name(name) is None:
+        client.create_experiment(name, artifact_location=artifact_location)
+
+
 def process_rank(devices: int) -> int:
     """This process's global rank as its launcher set it, before Lightning starts: torchrun's RANK, the
     NODE_RANK·devices + LOCAL_RANK of a child of Lightning's own launcher, an srun task's SLURM_PROCID; 0
@@ -364,6 +374,9 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
         # with the default sqlite store, artifacts would otherwise land in ./mlruns of whatever the cwd is
         artifacts = None if r.tracking_uri else str((Path(r.runs_dir) / "artifacts").resolve())
         with store_lock(tracking_uri(stage)):  # creating the store, the experiment or a run races another trainer
+            if not info.get("mlflow_run_id"):
+                with_store_retries(lambda: ensure_experiment(tracking_uri(stage), r.experiment, artifacts),
+                                   "creating the experiment")
             logger = _store_logger_class()(experiment_name=r.experiment, run_name=f"{spec.name} {r.budget} s{r.seed}",
                                            tracking_uri=tracking_uri(stage), tags=tags,
                                            run_id=info.get("mlflow_run_id"), artifact_location=artifacts)
@@ -402,7 +415,7 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
         enable_model_summary=False, deterministic=True if r.accelerator == "cpu" else "warn", log_every_n_steps=10,
         callbacks=[TrainingProgress(dm.windows_per_epoch), validation,
                    Milestones(ckpt_dir, [m for m in milestones if m > start * tokens_per_step], extra),
-                   ResumePoint(last, r.checkpoint_every_steps)])
+                   ResumePoint(last, r.checkpoint_every_steps)] + ([token_progress_bar()] if progress else []))
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if start else None)
     if rank != 0:
         return {"status": "rank", "rank": rank, "run_dir": str(run_dir)}
