@@ -18,7 +18,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench coverage faults setup test smoke corpus views stats train tune eval factor-a factor-b factor-c paper remedies factor-c-sweep plan report clean-cache help ui
+.PHONY: bench coverage faults setup test smoke corpus views stats train tune eval factor-a factor-b factor-c paper remedies factor-c-sweep interleave plan report clean-cache help ui
 
 help:
 	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
@@ -91,6 +91,11 @@ remedies: setup
 
 factor-c-sweep: setup
 	@for t in $(TOKENIZERS); do $(MODEVO) sweep $(CAMPAIGN_ARGS) --tokenizer $$t || exit 1; done
+
+# issue 25: text supervision of speech (interleaving at equal total / speech tokens, a warm start from text-bpe)
+# → results/<scale>/interleave/: each condition's share of factor C's cost removed
+interleave: setup
+	@for t in $(TOKENIZERS); do $(MODEVO) interleave $(CAMPAIGN_ARGS) --tokenizer $$t || exit 1; done
 
 plan: setup
 	$(MODEVO) plan $(FACTOR) $(FACTOR_ARGS)

@@ -401,28 +401,75 @@ def cmd_factor(args) -> int:
     return 0
 
 
+def _seeds(args) -> list[int]:
+    try:
+        return [int(x) for x in str(args.seeds).split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got '{args.seeds}'") from None
+
+
 def _campaign(args, views: list[str], report_fn, title: str) -> int:
     """Plan and run the missing steps of these views (as `modevo factor` does), then write their tables."""
+    seeds = _seeds(args)
+    groups = [(views, args.budget, list(args.overrides), seeds)]
+    return _run_campaign(args, groups, lambda: report_fn(args.scale, views, out=args.out, runs_dir=args.runs_dir),
+                         title)
+
+
+def _run_campaign(args, groups, report, title: str) -> int:
+    """Each group (views, budget, overrides, seeds) planned and run in turn (a later group may depend on what
+    an earlier one trained), then the campaign's report."""
     from pathlib import Path
 
     from modevo.pipeline import format_plan, plan, run_steps
     from modevo.report.report import print_rows
 
-    try:
-        seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
-    except ValueError:
-        raise InputError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got '{args.seeds}'") from None
-    steps = plan(args.scale, views, seeds, args.budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config,
-                 overrides=list(args.overrides), generate=False)  # the campaigns' tables have no continuation column
-    print(format_plan(steps), flush=True)
+    for views, budget, overrides, seeds in groups:
+        steps = plan(args.scale, views, seeds, budget, args.tokenizer, args.runs_dir, eval_config=args.eval_config,
+                     overrides=overrides, generate=False)  # the campaigns' tables have no continuation column
+        print(format_plan(steps), flush=True)
+        if not args.plan_only:
+            run_steps(steps, Path(args.runs_dir) / args.scale / "pipeline-times.jsonl")
     if args.plan_only:
         return 0
-    run_steps(steps, Path(args.runs_dir) / args.scale / "pipeline-times.jsonl")
-    out = report_fn(args.scale, views, out=args.out, runs_dir=args.runs_dir)
+    out = report()
     print_rows([{k: v for k, v in r.items() if not k.startswith("_")} for r in out["rows"]],
                f"{title} ({args.scale})", out["notes"])
     print(f"wrote {len(out['files'])} files to {out['files'][0].parent}")
     return 0
+
+
+def cmd_interleave(args) -> int:
+    """Text supervision of speech: speech-varied and phone-repeat@varied (factor C's two ends), text-bpe, and the
+    interleaving conditions of report/interleave.py, each group after the one it needs."""
+    from pathlib import Path
+
+    from modevo.pipeline import _stage, finished_run
+    from modevo.report.interleave import CONDITIONS, GAP, TEXT, interleave_report
+
+    seeds, tok, over = _seeds(args), args.tokenizer, list(args.overrides)
+
+    def groups():
+        plain = [c.view.format(tokenizer=tok) for c in CONDITIONS
+                 if c.budget == "tokens" and not c.overrides and not c.warm_from_text]
+        yield [v.format(tokenizer=tok) for v in GAP] + [TEXT] + plain, args.budget, over, seeds
+        for c in CONDITIONS:
+            view = c.view.format(tokenizer=tok)
+            if (c.budget != "tokens" or c.overrides) and not c.warm_from_text:
+                yield [view], c.budget, over + list(c.overrides), seeds
+            elif c.warm_from_text:
+                for seed in seeds:
+                    text = finished_run(_stage(args.scale, TEXT, seed, args.budget, tok, Path("configs"), over),
+                                        Path(args.runs_dir))
+                    if text is None:
+                        print(f"{c.label}, seed {seed}: planned once {TEXT} seed {seed} is trained (its weights are "
+                              "the start)", flush=True)
+                        continue
+                    yield [view], c.budget, over + list(c.overrides) + [f"train.init_from={text}"], [seed]
+
+    return _run_campaign(args, groups(), lambda: interleave_report(args.scale, tok, out=args.out,
+                                                                  runs_dir=args.runs_dir),
+                         "Text supervision: share of factor C's cost removed")
 
 
 def cmd_remedies(args) -> int:
@@ -651,7 +698,10 @@ def build_parser() -> argparse.ArgumentParser:
             ("remedies", cmd_remedies, "the paper's remedies (unit dedup, unit BPE, 25 and 12.5 Hz units): train, score, "
              "and the share of the speech-varied → phone gap each closes", "results/<scale>/remedies"),
             ("sweep", cmd_sweep, "factor C knob by knob: speech on each knob-alone rendering (speaker, rate, pitch, "
-             "range) against speech-fixed, rate's duration and acoustic parts", "results/<scale>/factor-c-sweep")):
+             "range) against speech-fixed, rate's duration and acoustic parts", "results/<scale>/factor-c-sweep"),
+            ("interleave", cmd_interleave, "text supervision of speech: word-level interleaving (equal total or "
+             "speech tokens) and a warm start from text-bpe, each condition's share of factor C's cost removed",
+             "results/<scale>/interleave")):
         cp_ = stages.add_parser(name, help=what)
         cp_.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of every run's training config")
         cp_.add_argument("--out", default=None, help=f"where the table and figure go (default {out})")

@@ -77,3 +77,35 @@ def test_remedies_and_sweep_at_smoke(novels, cache, tmp_path, capsys, monkeypatc
     manifests = [json.loads(p.read_text()) for p in cache.rglob("views/speech@*/manifest.json")]
     hashes = {m["view"]: m["units"]["tokenizer_hash"] for m in manifests if m["view"] in sweep_views("mel-kmeans")}
     assert len(hashes) == 6 and len(set(hashes.values())) == 1
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_interleave_campaign_at_smoke(novels, cache, tmp_path, capsys, monkeypatch):
+    """make interleave: factor C's two ends, text-bpe and the four text-supervision conditions trained in
+    dependency order (the warm start after its text-bpe run), scored, and reported as variants."""
+    from modevo.report.interleave import CONDITIONS
+
+    monkeypatch.chdir(ROOT)
+    eval_cfg = tmp_path / "eval.yaml"
+    eval_cfg.write_text("tasks:\n  names: [sblimp]\n  blimp_per_paradigm: 2\nscore:\n  n_boot: 200\n")
+    over = [o for o in tiny_run_overrides(novels, tmp_path) if not o.startswith("train.runs_dir")]
+    common = ["--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--eval-config", str(eval_cfg), *over]
+    assert main(["interleave", "--plan-only", *common]) == 0
+    assert "warm start from text-bpe, seed 0: planned once text-bpe seed 0 is trained" in capsys.readouterr().out
+
+    assert main(["interleave", "--out", str(tmp_path / "interleave"), *common]) == 0
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "interleave" / "interleave.csv").open()))
+    assert [r["condition"] for r in rows] == [c.label for c in CONDITIONS]  # one task (sblimp) × each condition
+    assert all(r["gap closed %"] and r["Δ vs speech-varied"] for r in rows)
+    assert (tmp_path / "interleave" / "fig_interleave.png").stat().st_size > 10_000
+    runs = {json.loads(p.read_text()).get("init_from", {}).get("view"): p.parent
+            for p in (tmp_path / "runs" / "smoke").rglob("interleaved*/*/run.json")}
+    assert "text-bpe" in runs  # the warm start read the text-bpe run's weights
+    # the variants stay out of the standard tables: Table 4 has the standard interleaved run alone
+    assert main(["report", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--out",
+                 str(tmp_path / "results")]) == 0
+    table4 = (tmp_path / "results" / "table4.md").read_text()
+    assert sum(ln.startswith("| interleaved") for ln in table4.splitlines()) == 1

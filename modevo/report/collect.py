@@ -80,12 +80,27 @@ def collect(scale: str, runs_dir: str | Path = "runs", tracking_uri: str | None 
     return runs
 
 
-def by_condition(runs: list[Run]) -> dict[str, list[Run]]:
-    """view → its scored runs (one per seed; the newest run of a seed wins)."""
+def condition_label(view: str, variant: str = "") -> str:
+    """A campaign's row label: the view, and its variant in brackets when it has one."""
+    return parse_view(view).name + (f" [{variant}]" if variant else "")
+
+
+def by_condition(runs: list[Run], variants: bool = False) -> dict[str, list[Run]]:
+    """view → its scored runs (one per seed; the newest run of a seed wins). A run with a variant (another
+    budget, non-default family settings, a warm start: run.json's tags) is left out, counted in the log,
+    unless `variants`: then it is its own condition, labelled 'view [variant]'."""
     out: dict[str, dict[int, Run]] = {}
+    left_out = 0
     for r in runs:
-        if r.final:
-            out.setdefault(parse_view(r.view).name, {})[r.seed] = r
+        if not r.final:
+            continue
+        variant = r.tags.get("variant", "")
+        if variant and not variants:
+            left_out += 1
+            continue
+        out.setdefault(condition_label(r.view, variant), {})[r.seed] = r
+    if left_out:
+        log.info("%d run(s) with a variant (make interleave and the like) left out of the standard tables", left_out)
     return {v: [rs[s] for s in sorted(rs)] for v, rs in out.items()}
 
 

@@ -121,7 +121,8 @@ def factor_deltas(table3_rows: list[dict], path: Path, hashes: dict[str, str]) -
     return _finish(plt, fig, path, note)
 
 
-def gap_closed_figure(rows: list[dict], path: Path, hashes: dict[str, str]) -> Path:
+def gap_closed_figure(rows: list[dict], path: Path, hashes: dict[str, str], gap: str = "speech-varied → phone",
+                      label: str = "remedy") -> Path:
     """`make remedies`: per task, the share of the speech-varied → phone gap each remedy closes (%, Fieller's
     95% interval); an unbounded interval (the gap is not clear of zero) is drawn across and marked."""
     plt = _plt()
@@ -145,10 +146,10 @@ def gap_closed_figure(rows: list[dict], path: Path, hashes: dict[str, str]) -> P
         ax.axvline(0, color="grey", lw=0.8, ls=":")
         ax.axvline(100, color="grey", lw=0.8, ls=":")
         ax.set_xlim(*lim)
-        ax.set_yticks(range(len(mine)), [f"{r['tokenizer']}: {r['remedy']}" for r in mine], fontsize=7)
+        ax.set_yticks(range(len(mine)), [f"{r['tokenizer']}: {r[label]}" for r in mine], fontsize=7)
         ax.set_ylim(len(mine) - 0.5, -0.5)
         ax.set_title(task, fontsize=9, loc="left")
-    axes[-1, 0].set_xlabel("share of the speech-varied → phone gap closed, % (0: none; 100: all; 95% Fieller interval)")
+    axes[-1, 0].set_xlabel(f"share of the {gap} gap closed, % (0: none; 100: all; 95% Fieller interval)")
     note = "green: closes some of the gap (interval above 0); dashed: cannot tell (the gap's own CI includes 0)\n" \
         "task sets " + ", ".join(f"{t} {h}" for t, h in hashes.items())
     return _finish(plt, fig, path, note)

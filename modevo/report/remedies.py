@@ -165,9 +165,10 @@ def _provenance(conditions, hashes, protocol, scale) -> dict:
                      for v, rs in conditions.items()}}
 
 
-def _conditions(scale, runs_dir, tracking_uri, views: list[str]) -> tuple[dict, dict, dict]:
-    conditions = by_condition(collect(scale, runs_dir, tracking_uri))
-    wanted = [parse_view(v).name for v in views]
+def _conditions(scale, runs_dir, tracking_uri, views: list[str], variants: bool = False) -> tuple[dict, dict, dict]:
+    """The campaign's scored conditions; with `variants`, `views` are condition labels ('view [variant]')."""
+    conditions = by_condition(collect(scale, runs_dir, tracking_uri), variants=variants)
+    wanted = list(views) if variants else [parse_view(v).name for v in views]
     found = {v: conditions[v] for v in wanted if v in conditions}
     missing = [v for v in wanted if v not in conditions]
     if len(found) < 2:
@@ -179,11 +180,12 @@ def _conditions(scale, runs_dir, tracking_uri, views: list[str]) -> tuple[dict, 
 
 
 def _write(scale: str, views: list[str], out: Path, runs_dir, tracking_uri, rows_fn, stem: str, title: str,
-           notes: list[str], figure) -> dict:
-    """One campaign's table (md, csv, tex), figure and provenance from its scored runs."""
-    conditions, hashes, protocol = _conditions(scale, runs_dir, tracking_uri, views)
+           notes: list[str], figure, variants: bool = False) -> dict:
+    """One campaign's table (md, csv, tex), figure and provenance from its scored runs (`variants`: see
+    _conditions)."""
+    conditions, hashes, protocol = _conditions(scale, runs_dir, tracking_uri, views, variants)
     rows = rows_fn(conditions)
-    missing = [v for v in (parse_view(v).name for v in views) if v not in conditions]
+    missing = [v for v in (views if variants else [parse_view(v).name for v in views]) if v not in conditions]
     notes = [f"task sets: {', '.join(f'{t} {h}' for t, h in hashes.items())}", f"scoring protocol {protocol['hash']}",
              *notes] + (["not trained yet: " + ", ".join(missing)] if missing else [])
     files = write_table(rows, out, stem, f"{title} ({scale})", notes) if rows else []

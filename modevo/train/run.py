@@ -75,6 +75,25 @@ def key_config(d: dict) -> dict:
     return d
 
 
+def run_variant(stage, spec) -> str:
+    """What sets this run apart from its view's standard run ("" for a standard run): a budget counting speech
+    tokens only, the family's non-default settings, a warm start. Tables 3-4 hold standard runs only; the
+    campaigns that train variants (make interleave) report them by view and variant."""
+    r, parts = stage.train, []
+    if r.budget == "speech-tokens":
+        parts.append("equal speech tokens")
+    if label := spec.view_family.variant(stage.views):
+        parts.append(label)
+    if r.init_from:
+        source = Path(r.init_from)
+        folder = source if source.is_dir() else source.parent.parent
+        try:
+            parts.append(f"init from {json.loads((folder / 'run.json').read_text())['view']}")
+        except (OSError, ValueError, KeyError):
+            parts.append(f"init from {source.name}")
+    return "; ".join(parts)
+
+
 def budget_tokens_of(r, spec, manifest: dict) -> int:
     """Tokens the run trains on: train.max_tokens, or under budget=speech-tokens as many tokens in all as
     hold max_tokens speech units at the view's measured share."""
@@ -368,7 +387,7 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
                 "scale": r.scale, "budget": r.budget, "seed": str(r.seed),
                 "corpus_hash": view.manifest["inputs"]["corpus"], "view_hash": view.manifest["content_hash"],
                 "code_version": code_version(), "precision": precision, "tokenizer": spec.tokenizer or "",
-                "rendering": spec.rendering or "", "run_dir": str(run_dir),
+                "rendering": spec.rendering or "", "run_dir": str(run_dir), "variant": run_variant(stage, spec),
                 **{k: str(v) for k, v in layout.items()}}
         Path(r.runs_dir).mkdir(parents=True, exist_ok=True)
         # with the default sqlite store, artifacts would otherwise land in ./mlruns of whatever the cwd is

@@ -446,6 +446,15 @@ class Interleaved(Speech):
             "bpe_model": str(folder), "interleave": mix, "unit_offset": enc.unit_offset,
             "units": {k: um[k] for k in ("tokenizer", "tokenizer_hash", "vocab_size", "frame_rate_hz", "quality")}}
 
+    def variant(self, views_cfg) -> str:
+        from modevo.views.config import InterleaveConfig
+
+        mine, default = views_cfg.interleave, InterleaveConfig()
+        parts = [f"speech share {mine.speech_share:g}" if mine.speech_share != default.speech_share else "",
+                 f"spans of {mine.mean_span_words:g} words" if mine.mean_span_words != default.mean_span_words else "",
+                 f"span seed {mine.seed}" if mine.seed != default.seed else ""]
+        return ", ".join(p for p in parts if p)
+
     def condition_name(self, spec, released=()):
         return f"{self.name}-" + super().condition_name(spec, released).removeprefix("speech-")
 

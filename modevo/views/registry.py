@@ -100,6 +100,10 @@ class ViewFamily(abc.ABC):
         """How a report row names the condition."""
         return spec.name
 
+    def variant(self, views_cfg) -> str:
+        """Views settings of this family at non-default values, as a run's variant label ("" at defaults)."""
+        return ""
+
     # -- what it reads -------------------------------------------------------------------------------------
     def cache_renderings(self, spec: ViewSpec, views_cfg) -> list[str]:
         """Renderings that must exist before the view is built (its cache inputs)."""
