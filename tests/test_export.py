@@ -49,7 +49,7 @@ def test_exported_llama_logits_equal_modevo(tmp_path, tie):
     run, model, vocab = _fake_run(tmp_path, tie)
     folder = export_hf(run)
     assert folder == run / "export" / "hf-tokens-000000000128"
-    assert {"config.json", "model.safetensors", "vocab.json", "modevo_export.json"} <= {p.name for p in folder.iterdir()}
+    assert {"config.json", "generation_config.json", "model.safetensors", "vocab.json", "modevo_export.json"} <= {p.name for p in folder.iterdir()}
     hf = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     assert hf.config.tie_word_embeddings is tie
     ids = torch.randint(0, len(vocab), (3, 50), generator=torch.Generator().manual_seed(1))
@@ -60,6 +60,8 @@ def test_exported_llama_logits_equal_modevo(tmp_path, tie):
     # every layer's residual stream too (HF's last hidden state is after the final norm: compare the ones before)
     for layer in range(len(hiddens) - 1):
         assert torch.allclose(out.hidden_states[layer], hiddens[layer], atol=1e-4, rtol=0), layer
+    with torch.no_grad():
+        assert torch.allclose(out.hidden_states[-1], model.final_norm(hiddens[-1]), atol=1e-4, rtol=0)
     saved = json.loads((folder / "vocab.json").read_text())
     assert saved["id_to_token"] == vocab and saved["separator_id"] == 0
     meta = json.loads((folder / "modevo_export.json").read_text())

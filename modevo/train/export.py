@@ -19,7 +19,6 @@ mapping does not know (a feature Llama lacks) is refused with one line naming it
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shutil
 from pathlib import Path
@@ -155,6 +154,9 @@ def export_hf(run_dir: str | Path, milestone: str = "final", out: str | Path | N
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     hf_cfg.save_pretrained(tmp)
+    from transformers import GenerationConfig
+
+    GenerationConfig(bos_token_id=0, eos_token_id=0).save_pretrained(tmp)  # generate() stops at the separator
     save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     atomic_write_json(tmp / "vocab.json", {
         "id_to_token": vocab, "separator_id": 0, "separator": vocab[0],
