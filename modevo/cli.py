@@ -401,6 +401,51 @@ def cmd_factor(args) -> int:
     return 0
 
 
+# -- issue 25: interoperable checkpoints and linear probes (their own blocks) --------------------------------
+def cmd_export(args) -> int:
+    """A run's milestone as a Hugging Face LlamaForCausalLM folder (config, safetensors, the view's vocabulary)."""
+    from modevo.score.runs import resolve_run
+    from modevo.train.export import export_hf
+
+    run_dir = resolve_run(args.run, args.runs_dir, args.tracking_uri)
+    milestone = args.milestone if args.milestone != "final" or not args.run.endswith(".pt") else args.run
+    folder = export_hf(run_dir, milestone, out=args.out, force=args.force)
+    print(f"exported {folder} (LlamaForCausalLM.from_pretrained reads it; vocabulary in vocab.json)")
+    return 0
+
+
+def cmd_probe(args) -> int:
+    """Linear probes of every layer of runs' milestones: probes.json per run, one figure per probe (a line
+    per condition), numbers to each run's MLflow entry."""
+    from pathlib import Path
+
+    from modevo.report.probes import write_probe_figures
+    from modevo.score.probe import ProbeConfig, format_probes, log_figures, probe_run, probes_path
+    from modevo.score.runs import resolve_run
+
+    names = [n.strip() for n in args.probes.split(",") if n.strip()] if args.probes else None
+    cfg = ProbeConfig(**({"probes": names} if names else {}), max_positions=args.max_positions,
+                      max_utterances=args.max_utterances, device=args.device)
+    results = []
+    for ref in args.run:
+        run_dir = resolve_run(ref, args.runs_dir, args.tracking_uri)
+        milestone = ref if ref.endswith(".pt") else args.milestone
+        result = probe_run(run_dir, cfg, milestone=milestone, progress=not args.no_progress,
+                           log_mlflow=not args.no_mlflow, force=args.force)
+        folder = probes_path(run_dir, Path(result["checkpoint"])).parent
+        figures = write_probe_figures([result], folder)
+        if not args.no_mlflow:
+            log_figures(run_dir, result, figures)
+        print(format_probes(result))
+        print(f"  → {folder / 'probes.json'}, {len(figures)} figure(s)")
+        results.append(result)
+    if len(results) > 1 or args.out:
+        out = Path(args.out or "results/probes")
+        figures = write_probe_figures(results, out)
+        print(f"wrote {len(figures)} figure(s) (one line per condition) to {out}")
+    return 0
+
+
 def _seeds(args) -> list[int]:
     try:
         return [int(x) for x in str(args.seeds).split(",") if x.strip()]
@@ -709,6 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_plan_args(cp_, rate=False)
         cp_.set_defaults(func=func)
 
+    _add_issue25_parsers(stages)
+
     ui = stages.add_parser("ui", help="the MLflow UI over the runs, on 127.0.0.1 (Ctrl-C stops it)")
     ui.add_argument("--runs-dir", default="runs")
     ui.add_argument("--tracking-uri", default=None)
@@ -726,6 +773,43 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
 
     return parser
+
+
+def _add_issue25_parsers(stages) -> None:
+    """`modevo export` and `modevo probe` (issue 25)."""
+    ex = stages.add_parser("export", help="a run's milestone as a Hugging Face LlamaForCausalLM folder (config.json, "
+                           "model.safetensors, vocab.json) for transformer-lens / nnsight / tuned-lens")
+    ex.add_argument("--run", required=True, metavar="REF", help="a run folder, a checkpoint (.pt) or an MLflow run id")
+    ex.add_argument("--format", choices=["hf"], default="hf", help="hf: LlamaForCausalLM (the only format)")
+    ex.add_argument("--milestone", default="final",
+                    help="final (default), a milestone name (tokens-000123) or its token count")
+    ex.add_argument("--out", default=None, help="output folder (default <run>/export/hf-<milestone>)")
+    ex.add_argument("--force", action="store_true", help="replace --out even if it is not an earlier export")
+    ex.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
+    ex.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    ex.set_defaults(func=cmd_export)
+
+    pr = stages.add_parser("probe", help="linear probes of every layer (phone, place, manner, voicing, speaker, "
+                           "pitch, word) with majority and shuffled-label controls → <run>/probes/, MLflow")
+    pr.add_argument("--run", required=True, action="append", metavar="REF",
+                    help="a run folder, a checkpoint (.pt) or an MLflow run id; repeat it for one figure line per run")
+    pr.add_argument("--out", default=None,
+                    help="also write the figures of all runs here (default with several --run: results/probes)")
+    pr.add_argument("--probes", default=None, metavar="A,B",
+                    help="which probes (default all): phone,place,manner,voicing,speaker,pitch,word")
+    pr.add_argument("--milestone", default="final",
+                    help="final (default), a milestone name (tokens-000123) or its token count")
+    pr.add_argument("--max-positions", type=int, default=20_000,
+                    help="positions sampled per probe and split (train, test); default 20000")
+    pr.add_argument("--max-utterances", type=int, default=2_000,
+                    help="utterances read per split (default 2000)")
+    pr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    pr.add_argument("--force", action="store_true", help="probe again even where probes.json is current")
+    pr.add_argument("--no-mlflow", action="store_true", help="write <run>/probes only")
+    pr.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
+    pr.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pr.set_defaults(func=cmd_probe)
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -755,7 +839,7 @@ def _setup_logging(verbose: bool) -> None:
 
 # commands that keep every core busy for minutes: a second one at the same time gets a one-line warning
 HEAVY = {cmd_corpus_build, cmd_corpus_align, cmd_units_build, cmd_views_build, cmd_train, cmd_eval, cmd_factor,
-         cmd_remedies, cmd_sweep, cmd_sample, cmd_judge}
+         cmd_remedies, cmd_sweep, cmd_sample, cmd_judge, cmd_probe}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -94,6 +94,11 @@ class TextBpe(ViewFamily):
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return 1 + views_cfg.text_bpe_vocab, "views.text_bpe_vocab + separator"
 
+    def token_alignment(self, spec, encoder, row, rendering=None, units=None):
+        from modevo.views.align import text_bpe_alignment
+
+        return text_bpe_alignment(encoder, row, self.bpe_text(row, encoder.cfg))
+
     def to_symbols(self, spec, encoder, token_ids):
         """Pieces decoded to the normalised text's characters."""
         return list(_pieces_text(_tokens(encoder, token_ids), encoder.cfg.word_boundaries)), "letters"
@@ -126,6 +131,11 @@ class PhoneBpe(TextBpe):
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return 1 + max(views_cfg.phone_bpe_candidates), "largest of views.phone_bpe_candidates + separator (searched)"
 
+    def token_alignment(self, spec, encoder, row, rendering=None, units=None):
+        from modevo.views.align import phone_bpe_alignment
+
+        return phone_bpe_alignment(encoder, row, self.bpe_text(row, encoder.cfg))
+
     def to_symbols(self, spec, encoder, token_ids):
         """Pieces → their phone symbols (one character per phone, views/bpe.py) → phones."""
         from modevo.views.bpe import phone_symbols
@@ -149,6 +159,11 @@ class TextChar(ViewFamily):
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return 1 + 27 + (1 if views_cfg.word_boundaries else 0), "a-z and ' + separator"
 
+    def token_alignment(self, spec, encoder, row, rendering=None, units=None):
+        from modevo.views.align import char_alignment
+
+        return char_alignment(encoder, row)
+
     def to_symbols(self, spec, encoder, token_ids):
         return _tokens(encoder, token_ids), "letters"
 
@@ -164,6 +179,11 @@ class Phone(ViewFamily):
 
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return _phone_vocab(views_cfg)
+
+    def token_alignment(self, spec, encoder, row, rendering=None, units=None):
+        from modevo.views.align import phone_alignment
+
+        return phone_alignment(row, encoder.cfg.word_boundaries)
 
     def to_symbols(self, spec, encoder, token_ids):
         return _phone_list(_tokens(encoder, token_ids)), "phones"
@@ -253,6 +273,11 @@ class PhoneRepeat(FrameFamily):
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return _phone_vocab(views_cfg)
 
+    def token_alignment(self, spec, encoder, row, rendering=None, units=None):
+        from modevo.views.align import repeat_alignment
+
+        return repeat_alignment(encoder, row, rendering)
+
     def to_symbols(self, spec, encoder, token_ids):
         """One phone per frame → runs collapsed → phones (a phone doubled across two words becomes one)."""
         from modevo.views.encode import dedup
@@ -309,6 +334,11 @@ class Speech(FrameFamily):
         if spec.tokenizer == "encodec":
             return 1 + 1024, "EnCodec's 1024-entry codebook + separator"
         return 1 + units_cfg.k, "units.k + separator"
+
+    def token_alignment(self, spec, encoder, row, rendering=None, units=None):
+        from modevo.views.align import unit_alignment
+
+        return unit_alignment(encoder, row, rendering, units)
 
     def to_symbols(self, spec, encoder, token_ids):
         """Raw unit ids (token id - 1), for a recogniser of this rendering, tokenizer and rate."""
@@ -399,6 +429,11 @@ class SpeechBpe(Speech):
 
     def expected_vocab(self, spec, views_cfg, units_cfg):
         return 1 + max(views_cfg.phone_bpe_candidates), "largest of views.phone_bpe_candidates + separator (searched)"
+
+    def token_alignment(self, spec, encoder, row, rendering=None, units=None):
+        from modevo.views.align import unit_bpe_alignment
+
+        return unit_bpe_alignment(encoder, row, rendering, units)
 
     def to_symbols(self, spec, encoder, token_ids):
         """Pieces → their unit characters (views/encode.py unit_text) → raw unit ids."""

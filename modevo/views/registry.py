@@ -163,6 +163,13 @@ class ViewFamily(abc.ABC):
         recogniser first). A family that cannot say raises NotImplementedError: its continuations are not judged."""
         raise NotImplementedError(f"family {self.name} does not say how its tokens read back as words")
 
+    # -- probes (score/probe.py) ---------------------------------------------------------------------------
+    def token_alignment(self, spec: ViewSpec, encoder, row: dict, rendering: dict | None = None, units=None):
+        """Which phone and which word each token of encoder.encode(row, rendering, units) stands for: a
+        views/align.py TokenAlignment (-1 = none), or None for an utterance that cannot be aligned. A family
+        that cannot say raises NotImplementedError: the probes that need token labels skip its runs."""
+        raise NotImplementedError(f"family {self.name} does not say which phone or word its tokens stand for")
+
 
 _FAMILIES: dict[str, ViewFamily] = {}
 _BUILTIN_LOADED = False
