@@ -316,6 +316,43 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_lens(args) -> int:
+    """Latent transcription: each layer's logit lens over the text vocabulary inside spoken words (score/lens.py),
+    per run a lens.json; with several runs one figure and table comparing them."""
+    from pathlib import Path
+
+    from modevo.score.lens import latent_transcription
+    from modevo.score.runs import resolve_run
+
+    try:
+        ks = [int(k) for k in args.k.split(",") if k.strip()]
+    except ValueError:
+        raise InputError(f"--k takes comma-separated positive integers, e.g. 1,5,10; got '{args.k}'") from None
+    results = {}
+    for ref in dict.fromkeys(args.run):
+        folder = resolve_run(ref, args.runs_dir, args.tracking_uri)
+        res = latent_transcription(folder, n_utterances=args.utterances, ks=ks, positions=args.positions,
+                                   n_boot=args.n_boot, seed=args.seed, progress=not args.no_progress,
+                                   checkpoint=ref if ref.endswith(".pt") else None, force=args.force,
+                                   log_mlflow=not args.no_mlflow, device=args.device)
+        label = res["label"] if res["label"] not in results else f"{res['label']} ({Path(folder).name})"
+        results[label] = res
+        k = str(ks[len(ks) // 2])  # the middle k (5 of 1,5,10): the headline
+        best = max(res["layers"], key=lambda r: r["recall"]["current"][k]["mean"] or 0.0)
+        cur, shuf = best["recall"]["current"][k], best["recall"]["shuffled_current"][k]
+        print(f"{label} {res['settings']['checkpoint']}: recall@{k} of the heard word peaks at layer {best['layer']}/"
+              f"{res['n_layers']}: {cur['mean']:.3f} [{cur['lo']:.3f}, {cur['hi']:.3f}] (shuffled {shuf['mean']:.3f}) "
+              f"over {res['n_words']} words of {res['n_utterances']} utterances | "
+              f"{folder}/lens/{Path(res['settings']['checkpoint']).stem}/lens.json", flush=True)
+    if len(results) > 1 or args.out:
+        from modevo.report.lens import lens_figure, lens_table
+
+        out = Path(args.out or Path("results") / next(iter(results.values()))["scale"] / "lens")
+        png, table = lens_figure(results, out / "lens.png", ks), lens_table(results, out / "lens.csv")
+        print(f"figure {png} | table {table}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     import json
     from pathlib import Path
@@ -714,6 +751,27 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
     ge.add_argument("--no-progress", action="store_true", help="no progress bars")
     ge.set_defaults(func=cmd_generate)
+
+    le = stages.add_parser("lens", help="latent transcription: each layer's logit lens over the text vocabulary at "
+                           "positions inside spoken words (interleaved views), Recall@k of the word's and the next "
+                           "word's first text piece, beside a shuffled-target baseline")
+    le.add_argument("--run", action="append", required=True, metavar="REF",
+                    help="a run folder, a checkpoint (.pt) or an MLflow run id; repeat to compare runs in one figure")
+    le.add_argument("--utterances", type=int, default=200, help="held-out (test split) utterances read (default 200)")
+    le.add_argument("--k", default="1,5,10", metavar="K,K", help="the k of Recall@k (default 1,5,10)")
+    le.add_argument("--positions", choices=["all", "last"], default="all",
+                    help="a word's positions: every frame of it (default) or its last frame only")
+    le.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of utterances (default 2000)")
+    le.add_argument("--seed", type=int, default=0, help="utterance order, shuffled targets, bootstrap (default 0)")
+    le.add_argument("--out", default=None, help="where the figure and table go (default results/<scale>/lens; "
+                    "written with two runs or more, or when named)")
+    le.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    le.add_argument("--force", action="store_true", help="read again even where lens.json has these settings")
+    le.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
+    le.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    le.add_argument("--no-mlflow", action="store_true", help="write <run>/lens only")
+    le.add_argument("--no-progress", action="store_true", help="no progress bars")
+    le.set_defaults(func=cmd_lens)
 
     cp = stages.add_parser("compare", help="paired difference of two scored runs (or seed groups) on common items")
     cp.add_argument("--a", action="append", required=True, metavar="RUN", help="the reference run(s); repeat for seeds")
