@@ -77,7 +77,8 @@ def test_every_token_is_aligned_through_its_family(workdir, view):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("view", ["speech@varied/mel-kmeans", "speech-dedup@varied/mel-kmeans",
-                                  "speech-bpe@varied/mel-kmeans", "speech@varied/mel-kmeans:25hz"])
+                                  "speech-bpe@varied/mel-kmeans", "speech@varied/mel-kmeans:25hz",
+                                  "interleaved@varied/mel-kmeans"])
 def test_every_unit_is_aligned_through_its_family(workdir, view):
     """Units: each frame its phone by modevo.frames' rule, collapsed runs and unit BPE pieces alike."""
     _check_alignment(workdir, view)
@@ -104,7 +105,7 @@ def _check_alignment(workdir, view):
               else ((r, None, None) for r in ctx.iter_rows("train")))
     n = 0
     for row, rend, units in source:
-        ids = enc.encode(row, rendering=rend, units=units)
+        ids = enc.encode_item(row, rendering=rend, units=units)  # probes read items, as the tasks hear them
         al = fam.token_alignment(spec, enc, row, rend, units)
         assert al is not None and len(al) == len(ids)
         n += 1

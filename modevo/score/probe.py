@@ -178,7 +178,8 @@ def _plain(phone: str) -> str:
 def utterance_labels(fam, spec, encoder, row: dict, rendering, units, voice_pitch: dict | None,
                      features: dict, wanted: list[str], counts: dict) -> Utterance | None:
     """An utterance's ids and, per wanted probe, its labelled token positions (those it can label)."""
-    ids = np.asarray(encoder.encode(row, rendering=rendering, units=units), dtype=np.int64)
+    # as the view's task items are heard (an interleaved view: speech only, after its speech mark)
+    ids = np.asarray(encoder.encode_item(row, rendering=rendering, units=units), dtype=np.int64)
     labels: dict = {}
     needs_tokens = [p for p in wanted if p in PHONE_PROBES or p == "word"]
     al = None

@@ -131,6 +131,12 @@ def unit_alignment(encoder, row: dict, rendering: dict, units) -> TokenAlignment
     return _collapse(ids, al)
 
 
+def after_mark(al: TokenAlignment) -> TokenAlignment:
+    """An alignment with one unlabelled token in front (an interleaved item's speech mark)."""
+    return TokenAlignment(np.concatenate([[-1], al.phone]).astype(np.int64),
+                          np.concatenate([[-1], al.word]).astype(np.int64))
+
+
 def piece_alignment(pieces: list[str], text: str, phone_of: np.ndarray, word_of: np.ndarray) -> TokenAlignment | None:
     """sentencepiece pieces of `text` (per character: phone_of, word_of; -1 for spaces) → each piece's labels:
     those of the last non-space character it covers. None where the pieces do not spell the text."""

@@ -481,6 +481,12 @@ class Interleaved(Speech):
             "bpe_model": str(folder), "interleave": mix, "unit_offset": enc.unit_offset,
             "units": {k: um[k] for k in ("tokenizer", "tokenizer_hash", "vocab_size", "frame_rate_hz", "quality")}}
 
+    def token_alignment(self, spec, encoder, row, rendering=None, units=None):
+        """Of an item's ids (encode_item: the speech mark, then speech@R/T's units)."""
+        from modevo.views.align import after_mark, unit_alignment
+
+        return after_mark(unit_alignment(encoder, row, rendering, units))
+
     def variant(self, views_cfg) -> str:
         from modevo.views.config import InterleaveConfig
 
