@@ -18,7 +18,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench coverage faults setup test smoke corpus views stats train tune eval factor-a factor-b factor-c paper remedies factor-c-sweep interleave plan report clean-cache help ui
+.PHONY: bench coverage faults setup test test-long smoke corpus views stats train tune eval factor-a factor-b factor-c paper remedies factor-c-sweep interleave plan report clean-cache help ui
 
 help:
 	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
@@ -48,8 +48,12 @@ $(STAMP): pyproject.toml scripts/setup_system.sh
 	bash scripts/setup_system.sh
 	touch $(STAMP)
 
+# the suite (the slowest tests listed at the end); the minutes-long campaign tests are marked `long`
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not long" --durations=15
+
+test-long: setup
+	$(PY) -m pytest -q -m long
 
 smoke: setup
 	$(MODEVO) corpus build --config configs/corpus/smoke.yaml
@@ -128,7 +132,7 @@ clean-cache:
 # performance: each script times modevo against a reference in the same run and prints its ratio last;
 # figures append to bench/out/*.jsonl (see bench/README.md, bench/RESULTS.md)
 BENCHES ?= train_throughput mfu eval_layerwise corpus_build memory gpu_train
-bench: setup
+bench: setup test-long
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py $$([ $$b = mfu ] && echo --profile) || exit 1; done
 
 # statistics: empirical coverage of every interval the report prints (bench/coverage.py; QUICK=1: 100 replications)

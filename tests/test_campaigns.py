@@ -40,7 +40,7 @@ def test_gap_closed_interval():
     assert seeds["closed"] == pytest.approx(g["closed"]) and "seed variance not counted" in seeds["method"]
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @needs_espeak
 def test_remedies_and_sweep_at_smoke(novels, cache, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)  # the steps name configs/ relative to the project, as the Makefile does
@@ -79,7 +79,7 @@ def test_remedies_and_sweep_at_smoke(novels, cache, tmp_path, capsys, monkeypatc
     assert len(hashes) == 6 and len(set(hashes.values())) == 1
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @needs_espeak
 def test_interleave_campaign_at_smoke(novels, cache, tmp_path, capsys, monkeypatch):
     """make interleave: factor C's two ends, text-bpe and the four text-supervision conditions trained in
