@@ -596,6 +596,14 @@ def _add_plan_args(p: argparse.ArgumentParser, rate: bool = True) -> None:
     p.add_argument("--eval-config", default=None, help="default configs/eval/<scale>.yaml")
 
 
+def _add_store_args(p: argparse.ArgumentParser, progress: bool = False) -> None:
+    """Where a command finds runs (their folders and MLflow store), and its progress-bar switch."""
+    p.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
+    p.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def _add_config_args(p: argparse.ArgumentParser, num_proc: str | None = None, progress: bool = False) -> None:
     p.add_argument("--config", "-c", default=None, help=CONFIG_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, highest precedence")
@@ -696,8 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tasks", default=None, metavar="A,B", help="shorthand for tasks.names=[A,B]")
     ev.add_argument("--checkpoints", choices=["final", "all"], default=None,
                     help="score the final checkpoint (default) or every milestone")
-    ev.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
-    ev.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    _add_store_args(ev)
     ev.add_argument("--no-mlflow", action="store_true", help="write results to <run>/eval only")
     ev.add_argument("--force", action="store_true", help="score again checkpoints already scored under this config")
     ev.add_argument("--nproc", type=int, default=None, metavar="N",
@@ -719,9 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--prompt-words", type=int, default=3, help="words of each test utterance given as the prompt")
     sa.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     sa.add_argument("--force", action="store_true", help="sample again even where the same settings are cached")
-    sa.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
-    sa.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
-    sa.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_store_args(sa, progress=True)
     sa.set_defaults(func=cmd_sample)
 
     ju = stages.add_parser("judge", help="a run's samples (modevo sample) → words (view family → decoder, units via a "
@@ -732,9 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="test utterances the transcription error is measured on (default 200)")
     ju.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples of prompts (default 10000)")
     ju.add_argument("--force", action="store_true", help="judge again even where judged.json is current")
-    ju.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
-    ju.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
-    ju.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_store_args(ju, progress=True)
     ju.set_defaults(func=cmd_judge)
 
     ge = stages.add_parser("generate", help="sample then judge each run (or every finished run of a scale): "
@@ -747,9 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--seeds", type=int, default=10, help="continuations per prompt (default 10)")
     ge.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     ge.add_argument("--force", action="store_true", help="sample and judge again even where cached")
-    ge.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
-    ge.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
-    ge.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_store_args(ge, progress=True)
     ge.set_defaults(func=cmd_generate)
 
     le = stages.add_parser("lens", help="latent transcription: each layer's logit lens over the text vocabulary at "
@@ -767,8 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "written with two runs or more, or when named)")
     le.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     le.add_argument("--force", action="store_true", help="read again even where lens.json has these settings")
-    le.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
-    le.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    _add_store_args(le)
     le.add_argument("--no-mlflow", action="store_true", help="write <run>/lens only")
     le.add_argument("--no-progress", action="store_true", help="no progress bars")
     le.set_defaults(func=cmd_lens)
@@ -843,8 +843,7 @@ def _add_issue25_parsers(stages) -> None:
                     help="final (default), a milestone name (tokens-000123) or its token count")
     ex.add_argument("--out", default=None, help="output folder (default <run>/export/hf-<milestone>)")
     ex.add_argument("--force", action="store_true", help="replace --out even if it is not an earlier export")
-    ex.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
-    ex.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
+    _add_store_args(ex)
     ex.set_defaults(func=cmd_export)
 
     pr = stages.add_parser("probe", help="linear probes of every layer (phone, place, manner, voicing, speaker, "
@@ -864,9 +863,7 @@ def _add_issue25_parsers(stages) -> None:
     pr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     pr.add_argument("--force", action="store_true", help="probe again even where probes.json is current")
     pr.add_argument("--no-mlflow", action="store_true", help="write <run>/probes only")
-    pr.add_argument("--runs-dir", default="runs", help="where runs and the default MLflow store live")
-    pr.add_argument("--tracking-uri", default=None, help="an MLflow tracking URI (default: sqlite in --runs-dir)")
-    pr.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_store_args(pr, progress=True)
     pr.set_defaults(func=cmd_probe)
 
 
