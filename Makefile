@@ -18,10 +18,10 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench coverage faults setup test test-long smoke corpus views stats train tune eval factor-a factor-b factor-c paper remedies factor-c-sweep interleave plan report clean-cache help ui
+.PHONY: bench coverage faults setup test test-long smoke corpus views stats train tune eval factor-a factor-b factor-c paper remedies factor-c-sweep interleave layers plan report clean-cache help ui
 
 help:
-	@echo "make smoke   build the smoke corpus and every view from the vendored novels, print stats (does setup)"
+	@echo "make smoke   the main job on the vendored novels: corpus, every view, a tiny model per view, scored, then Tables 3-4 (does setup)"
 	@echo "make test    run the test suite offline (does setup)"
 	@echo "make setup   venv + torch 2.13.0 CPU + modevo[test] + espeak-ng/MBROLA (idempotent)"
 	@echo "make corpus SCALE=smoke|cpu|paper   build one scale's corpus (text, phones, renderings)"
@@ -31,6 +31,8 @@ help:
 	@echo "make paper SCALE=...                 every condition, then Tables 3-4 and Figs 1-3 in results/<scale>/"
 	@echo "make remedies SCALE=... TOKENIZERS=\"mel-kmeans phonetic-kmeans\"   unit dedup, unit BPE, 25/12.5 Hz: gap closed"
 	@echo "make factor-c-sweep SCALE=...        factor C knob by knob (speaker, rate, pitch, range) vs speech-fixed"
+	@echo "make interleave SCALE=...            text supervision of speech (interleaving, warm start): factor C's cost removed"
+	@echo "make layers SCALE=...                what each layer keeps: probes (+ text lens) of one run per condition"
 	@echo "make plan FACTOR=A SCALE=...         what is cached, what would run and how long, before anything runs"
 	@echo "make eval SCALE=...                  score every finished run of the scale (sBLIMP; layerwise, baselines, CIs)"
 	@echo "make bench                           every benchmark in bench/ against its same-run reference; ratios last (~15 min)"
@@ -60,6 +62,7 @@ smoke: setup
 	$(MODEVO) views build --config configs/views/smoke.yaml
 	@for v in $(VIEWS); do $(MODEVO) train --config configs/train/smoke.yaml --view $$v --no-progress || exit 1; done
 	$(MODEVO) eval --all --scale smoke --config configs/eval/smoke.yaml --no-progress
+	$(MODEVO) report --scale smoke
 	@$(PY) -m modevo.report.smoke_summary --scale smoke
 
 # the recipe is tuned once per scale on text-bpe's validation loss (runs kept in the MLflow experiment
@@ -100,6 +103,11 @@ factor-c-sweep: setup
 # → results/<scale>/interleave/: each condition's share of factor C's cost removed
 interleave: setup
 	@for t in $(TOKENIZERS); do $(MODEVO) interleave $(CAMPAIGN_ARGS) --tokenizer $$t || exit 1; done
+
+# issue 25: what each layer keeps: probes of one run per condition (and the text lens where the vocabulary has
+# text) → results/<scale>/layers/ (layers.md, probe_*.png, lens.png); run after make paper / make interleave
+layers: setup
+	$(MODEVO) layers --scale $(SCALE)
 
 plan: setup
 	$(MODEVO) plan $(FACTOR) $(FACTOR_ARGS)

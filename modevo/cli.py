@@ -521,6 +521,33 @@ def _run_campaign(args, groups, report, title: str) -> int:
     return 0
 
 
+def _names(value: str | None) -> list[str] | None:
+    """'a, b,' → ['a', 'b']; None or empty → None (the command's default)."""
+    return [x.strip() for x in value.split(",") if x.strip()] or None if value else None
+
+
+def cmd_layers(args) -> int:
+    """What each layer keeps: probes (and the lens where the vocabulary has text) of one run per condition of a
+    scale → results/<scale>/layers/ (report/layers.py)."""
+    from modevo.report.layers import layers_report
+
+    try:
+        ks = [int(k) for k in args.k.split(",") if k.strip()]
+    except ValueError:
+        raise InputError(f"--k takes comma-separated positive integers, e.g. 1,5,10; got '{args.k}'") from None
+    got = layers_report(args.scale, runs_dir=args.runs_dir, tracking_uri=args.tracking_uri, out=args.out,
+                        conditions=_names(args.conditions), probes=_names(args.probes),
+                        max_positions=args.max_positions, max_utterances=args.max_utterances,
+                        lens_utterances=args.utterances, ks=ks, device=args.device, force=args.force,
+                        progress=not args.no_progress, log_mlflow=not args.no_mlflow)
+    kept = sum(r["verdict"] == "kept" for r in got["probe_rows"])
+    print(f"{kept} of {len(got['probe_rows'])} (condition, probe) pairs kept above both controls; "
+          f"lens rows: {len(got['lens_rows'])}", flush=True)
+    for f in got["files"]:
+        print(f"  {f}")
+    return 0
+
+
 def cmd_interleave(args) -> int:
     """Text supervision of speech: speech-varied and phone-repeat@varied (factor C's two ends), text-bpe, and the
     interleaving conditions of report/interleave.py, each group after the one it needs."""
@@ -866,6 +893,25 @@ def _add_issue25_parsers(stages) -> None:
     _add_store_args(pr, progress=True)
     pr.set_defaults(func=cmd_probe)
 
+    ly = stages.add_parser("layers", help="what each layer keeps: probes of one run per condition of a scale (and "
+                           "the text lens where the vocabulary has text) → results/<scale>/layers/")
+    ly.add_argument("--scale", default="cpu", help="the scale whose finished runs are read (default cpu)")
+    ly.add_argument("--conditions", default=None, metavar="A,B",
+                    help="condition labels or views to read (default: every condition with a finished run)")
+    ly.add_argument("--probes", default=None, metavar="A,B",
+                    help="which probes (default all): phone,place,manner,voicing,speaker,pitch,word")
+    ly.add_argument("--max-positions", type=int, default=20_000,
+                    help="positions sampled per probe and split (default 20000)")
+    ly.add_argument("--max-utterances", type=int, default=2_000, help="utterances read per split (default 2000)")
+    ly.add_argument("--utterances", type=int, default=200, help="test utterances the lens reads (default 200)")
+    ly.add_argument("--k", default="1,5,10", metavar="K,K", help="the k of the lens's Recall@k (default 1,5,10)")
+    ly.add_argument("--out", default=None, help="output folder (default results/<scale>/layers)")
+    ly.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    ly.add_argument("--force", action="store_true", help="read again even where probes.json / lens.json are current")
+    ly.add_argument("--no-mlflow", action="store_true", help="write the run folders and results only")
+    _add_store_args(ly, progress=True)
+    ly.set_defaults(func=cmd_layers)
+
 
 class _CurrentStderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is when a message is emitted, not when main() ran: library code
@@ -894,7 +940,8 @@ def _setup_logging(verbose: bool) -> None:
 
 # commands that keep every core busy for minutes: a second one at the same time gets a one-line warning
 HEAVY = {cmd_corpus_build, cmd_corpus_align, cmd_units_build, cmd_views_build, cmd_train, cmd_eval, cmd_factor,
-         cmd_remedies, cmd_sweep, cmd_sample, cmd_judge, cmd_probe}
+         cmd_remedies, cmd_sweep, cmd_sample, cmd_judge, cmd_probe, cmd_lens, cmd_layers,
+         cmd_interleave}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

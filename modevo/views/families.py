@@ -452,6 +452,7 @@ class Interleaved(Speech):
     its rows sit beside speech-varied and phone-repeat@varied in Table 3."""
 
     name, paper_name, paper_scores = "interleaved", "Interleaved (text + speech)", None
+    text_tokens = True
 
     def encoder(self, spec, views_cfg, bpe_folder=None, n_units=None, unit_rate_hz=DEFAULT_RATE_HZ, **_):
         from modevo.views.encode import InterleavedEncoder

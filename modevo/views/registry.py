@@ -73,6 +73,7 @@ class ViewFamily(abc.ABC):
         spelled       task items need written words (a phones-only item cannot be rendered)
         reads_units   tokens come from audio through a speech tokenizer (released benchmark audio too)
         takes_rate    its name may carry a frame rate (':25hz')
+        text_tokens   its vocabulary holds text pieces beside units (the logit lens over text can read it)
     """
 
     name: str = ""
@@ -82,6 +83,7 @@ class ViewFamily(abc.ABC):
     spelled: bool = False
     reads_units: bool = False
     takes_rate: bool = False
+    text_tokens: bool = False
 
     # -- names ---------------------------------------------------------------------------------------------
     def parse(self, given: str, arg: str, rate_hz: float, default_tokenizer: str) -> ViewSpec:
