@@ -599,7 +599,7 @@ def cmd_sweep(args) -> int:
 def cmd_ui(args) -> int:
     from modevo.report.ui import serve
 
-    serve(args.runs_dir, args.tracking_uri, host=args.host, port=args.port, block=True)
+    serve(args.runs_dir, args.tracking_uri, host=args.host, port=args.port, block=True, browser=not args.no_browser)
     return 0
 
 
@@ -846,6 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--tracking-uri", default=None)
     ui.add_argument("--host", default="127.0.0.1", help="another host makes the UI reachable from the network")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--no-browser", action="store_true", help="only print the address (default: open the runs list "
+                    "in the desktop's browser where there is one)")
     ui.set_defaults(func=cmd_ui)
 
     rp = stages.add_parser("report", help="Tables 3 and 4 and Figs. 1-3 from the scored runs of a scale → results/")

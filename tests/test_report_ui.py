@@ -160,3 +160,19 @@ def test_a_server_that_dies_is_one_line(tmp_path):
     msg = str(e.value)
     assert "\n" not in msg
     assert msg.startswith("the MLflow UI did not start (exit status 1):") and "not a database" in msg
+
+
+def test_the_browser_opens_only_on_a_desktop(monkeypatch):
+    """`modevo ui` opens the runs list where there is a display; without one (ssh, CI) it never hands the URL
+    to webbrowser, which would start a console browser in the terminal serving the UI."""
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, new=0: opened.append(url) or True)
+    monkeypatch.setattr(ui.sys, "platform", "linux")
+    url = "http://127.0.0.1:5000/#/experiments/1/runs"
+    for var in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    assert ui.open_in_browser(url) is False and opened == []
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert ui.open_in_browser(url) is True and opened == [url]

@@ -307,17 +307,34 @@ def start(runs_dir: str | Path = "runs", tracking_uri: str | None = None, host: 
     return handle
 
 
+def open_in_browser(url: str) -> bool:
+    """Open `url` in the desktop's browser; False (nothing opened) where there is no desktop. Without a display
+    Python's webbrowser would pick a console browser (lynx, w3m) and take over the terminal serving the UI."""
+    import webbrowser
+
+    desktop = sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or
+                                                             os.environ.get("WAYLAND_DISPLAY"))
+    if not desktop:
+        return False
+    try:
+        return bool(webbrowser.open(url, new=2))
+    except webbrowser.Error:
+        return False
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 def serve(runs_dir: str | Path = "runs", tracking_uri: str | None = None, host: str = "127.0.0.1",
-          port: int = 5000, block: bool = True, timeout: float = START_TIMEOUT_S) -> UIServer | None:
+          port: int = 5000, block: bool = True, timeout: float = START_TIMEOUT_S,
+          browser: bool = False) -> UIServer | None:
     """Start the MLflow UI over <runs_dir>/mlflow.db (or `tracking_uri`), artifacts in <runs_dir>/artifacts.
 
     Binds to 127.0.0.1 unless `host` names another interface (then a one-line warning: it is reachable
     from the network). port=0 picks a free port. block=False returns a UIServer once it answers (`.url`,
-    `.stop()`); block=True prints the URL and serves until Ctrl-C, then stops it and returns None.
+    `.stop()`); block=True prints the URL (and with `browser` opens it on a desktop) and serves until Ctrl-C,
+    then stops it and returns None.
     A missing store, a busy port or a server that dies or never answers is one InputError line."""
     handle = start(runs_dir, tracking_uri, host, port, timeout)
     if not block:
@@ -326,6 +343,10 @@ def serve(runs_dir: str | Path = "runs", tracking_uri: str | None = None, host: 
         print(f"MLflow UI: the runs of experiment 'modevo' at {handle.runs_url} (Ctrl-C stops it)", flush=True)
     else:
         print(f"MLflow UI at {handle.url} (no experiment 'modevo' in the store yet; Ctrl-C stops it)", flush=True)
+    if browser and not open_in_browser(handle.runs_url):
+        bound = urllib.parse.urlparse(handle.url).port
+        print("(no desktop browser here: open the address above in yours; over ssh, forward the port first: "
+              f"ssh -L {bound}:127.0.0.1:{bound} <this machine>)", flush=True)
     previous = {}
     try:
         # the server runs in its own session, so a closed terminal or a kill reaches only this process:
