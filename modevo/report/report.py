@@ -1,5 +1,5 @@
 """`modevo report`: MLflow runs of one scale → results/<scale>/ (Tables 3 and 4 as Markdown, CSV and
-LaTeX; Figs. 1-3 as PNG; provenance.json naming every run, task-set hash and the scoring protocol)."""
+LaTeX; Figs. 1, 2 and 4 as PNG; provenance.json naming every run, task-set hash and the scoring protocol)."""
 
 from __future__ import annotations
 
@@ -72,9 +72,7 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
             "steps, which are not timed again)"])
     files.append(training_curves(conditions, out / "fig1_tokens.png", hashes, words=False))
     files.append(training_curves(conditions, out / "fig1_words.png", hashes, words=True))
-    files.append(layer_curves(conditions, out / "fig2_layers.png", hashes))
-    if any("eval/swuggy" in r.final for rs in conditions.values() for r in rs):
-        files.append(layer_curves(conditions, out / "fig3_swuggy_layers.png", hashes, only="eval/swuggy"))
+    files.append(layer_curves(conditions, out / "fig2_layers.png", hashes))  # (Fig. 3 was its sWUGGY panel)
     if t3:
         files.append(factor_deltas(t3, out / "fig4_factor_deltas.png", hashes))
     provenance = {"scale": scale, "task_hashes": hashes, "protocol": protocol, "machine": describe_machine(),
