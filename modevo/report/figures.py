@@ -151,13 +151,31 @@ def _log_axis(ax) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(_compact))
 
 
-def training_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str, str], words: bool) -> Path:
+def curve_points(conditions: dict[str, list[Run]]) -> dict[tuple[str, str], list[tuple]]:
+    """(view, key) → [(tokens seen, mean, lo, hi)] per scored checkpoint. With several seeds each is a
+    bootstrap over seeds × items (about a second): compute them once for both Fig. 1s."""
+    out = {}
+    for key in keys_of(conditions):
+        for view, runs in conditions.items():
+            pts = []
+            for ckpt in sorted(runs[0].evals):
+                got = interval(runs, key, ckpt)
+                if got is not None:
+                    pts.append((runs[0].evals[ckpt][key]["tokens_seen"], *got))
+            out[view, key] = sorted(pts)
+    return out
+
+
+def training_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str, str], words: bool,
+                    points: dict | None = None) -> Path:
     """Accuracy at each scored checkpoint against tokens seen, or words seen (tokens / the view's tokens per
-    word): equal tokens are not equal text across views. Checkpoints sit at budget / 2^k: a log axis."""
+    word): equal tokens are not equal text across views. Checkpoints sit at budget / 2^k: a log axis.
+    `points`: curve_points(conditions), when the caller has them already."""
     from matplotlib.lines import Line2D
 
     plt = _plt()
     keys = keys_of(conditions)
+    points = curve_points(conditions) if points is None else points
     fig, pairs = _panels(plt, keys, len(conditions) + 3)
     seeds = max(len(rs) for rs in conditions.values())
     epoch = [r.results["tokens_seen"] / r.results["epochs"] for rs in conditions.values() for r in rs[:1]
@@ -169,15 +187,11 @@ def training_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[s
             tpw = runs[0].results.get("tokens_per_word")
             if words and not tpw:
                 continue
-            pts = []
-            for ckpt in sorted(runs[0].evals):
-                got = interval(runs, key, ckpt)
-                if got is not None:
-                    x = runs[0].evals[ckpt][key]["tokens_seen"]
-                    pts.append((x / tpw if words else x, *got))
+            pts = points.get((view, key))
             if not pts:
                 continue
-            xs, ms, los, his = (list(c) for c in zip(*sorted(pts)))
+            xs, ms, los, his = (list(c) for c in zip(*pts))
+            xs = [x / tpw for x in xs] if words else xs
             st = style(view)
             if len(xs) > 1:
                 ax.fill_between(xs, los, his, color=st["color"], alpha=BAND_ALPHA, lw=0)
