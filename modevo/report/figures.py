@@ -89,7 +89,7 @@ def _baselines(strip, conditions: dict[str, list[Run]], key: str) -> list[float]
                 strip.plot(x + 0.6 * ((i + 0.5) / n - 0.5), v, ls="none", marker=st["marker"], ms=5,
                            mfc="none", mec=st["color"], mew=1.1)
                 values.append(v)
-    strip.set_xlim(-0.5, len(names) - 0.5)
+    strip.set_xlim(-0.5, max(len(names), 1) - 0.5)  # a task scored without baselines keeps an empty strip
     strip.set_xticks(range(len(names)), [label for _, label in names], fontsize=7, rotation=90)
     strip.tick_params(axis="y", labelleft=False)
     strip.set_title("baselines", fontsize=8)
