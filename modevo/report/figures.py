@@ -47,7 +47,8 @@ def style(view: str) -> dict:
 
 def interval(runs: list[Run], key: str, checkpoint: str) -> tuple[float, float, float] | None:
     """(mean, lo, hi) of one condition at one checkpoint: the interval Table 4 prints (tables.accuracy_ci);
-    with one seed that is the summary's own bootstrap, so no item file is read."""
+    with one seed that is the summary's own bootstrap (the table's under the default scoring settings), so no
+    item file is read."""
     if not all(key in r.evals.get(checkpoint, {}) for r in runs):
         runs = runs[:1]  # a checkpoint not every seed scored: seed 0 alone, not a mix
         if key not in runs[0].evals.get(checkpoint, {}):
