@@ -850,7 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "in the desktop's browser where there is one)")
     ui.set_defaults(func=cmd_ui)
 
-    rp = stages.add_parser("report", help="Tables 3 and 4 and Figs. 1-3 from the scored runs of a scale → results/")
+    rp = stages.add_parser("report", help="Tables 3 and 4 and Figs. 1, 2, 4 from the scored runs of a scale → results/")
     rp.add_argument("--scale", default="cpu", help="whose scored runs go into results/<scale>/; " + SCALE_HELP)
     rp.add_argument("--factor", choices=["A", "B", "C"], default=None, help="only this factor's conditions and rows")
     rp.add_argument("--views", default=None, metavar="A,B", help="only these conditions")

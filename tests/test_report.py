@@ -103,7 +103,8 @@ def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
         assert re.fullmatch(r"\d+\.\d", r["from_shorter_wins"]) and re.fullmatch(r"\d+\.\d", r["to_shorter_wins"])
     names = {p.name for p in out["files"]}
     assert {"table4.md", "table4.csv", "table4.tex", "table3.md", "fig1_tokens.png", "fig2_layers.png",
-            "fig3_swuggy_layers.png", "fig4_factor_deltas.png", "provenance.json"} <= names
+            "fig4_factor_deltas.png", "provenance.json"} <= names
+    assert "fig3_swuggy_layers.png" not in names  # it repeated Fig. 2's sWUGGY panel
     assert "_delta" not in (tmp_path / "results" / "table3.csv").read_text()  # figure numbers are not a column
     md = (tmp_path / "results" / "table4.md").read_text()
     assert "secondary digest (unverified)" in md and "task sets: sblimp" in md
@@ -175,3 +176,19 @@ def test_a_run_whose_last_checkpoint_is_unscored_is_left_out(runs_dir, tmp_path)
     assert "text-char" not in [r["view"] for r in out["table4"]]
     with pytest.raises(InputError, match="last checkpoint tokens-000000002000.pt has not been scored .only earlier"):
         latest_eval(folder)
+
+
+def test_fig1_bands_are_the_interval_table4_prints(tmp_path):
+    """With several seeds the band is Table 4's interval over seeds × items, not seed 0's bootstrap."""
+    from modevo.report.collect import by_condition, collect
+    from modevo.report.figures import interval
+    from modevo.report.tables import _fmt
+
+    d = tmp_path / "runs"
+    d.mkdir()
+    for seed in (0, 1):
+        _fake_run(d, "text-bpe", {"swuggy": 0.8}, seed=seed)
+    out = report("smoke", tmp_path / "r", d)
+    runs = by_condition(collect("smoke", d))["text-bpe"]
+    assert len(runs) == 2
+    assert _fmt(*interval(runs, "eval/swuggy", max(runs[0].evals))) == out["table4"][0]["swuggy"]

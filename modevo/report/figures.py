@@ -1,13 +1,24 @@
 """Fig. 1 (accuracy against training tokens and against words seen), Fig. 2 (layerwise accuracy per
-condition and task), Fig. 3 (layerwise sWUGGY) and Fig. 4 (Table 3's factor deltas with their CIs), as
-PNG. Each figure names its task-set hashes."""
+condition and task) and Fig. 4 (Table 3's factor deltas with their CIs), as PNG. Each figure names its
+task-set hashes.
+
+In Figs. 1-2 a condition looks the same in every figure (views.registry.view_style: the family's hue,
+shaded by rendering, its marker swapped by tokenizer); each line carries its 95% CI as a band; every
+panel draws chance and includes it, and a strip beside it holds each condition's baselines (shorter-wins,
+n-gram, word overlap: they depend on the view's tokens, so each condition has its own); one legend sits
+outside the panels."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from modevo.report.collect import Run, condition_name
-from modevo.report.tables import keys_of
+from modevo.report.tables import accuracy_ci, keys_of
+from modevo.views.registry import parse_view, view_style
+
+CHANCE = 0.5
+BAND_ALPHA = 0.08  # a dozen overlapping bands must still let the lines through
+BASELINES = (("shorter_wins", "shorter-\nwins"), ("ngram", "n-gram"), ("word_overlap", "word\noverlap"))
 
 
 def _plt():
@@ -19,16 +30,6 @@ def _plt():
     return plt
 
 
-def _panels(n: int):
-    plt = _plt()
-    cols = min(n, 2)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), dpi=120, squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return plt, fig, list(axes.flat[:n])
-
-
 def _finish(plt, fig, path: Path, note: str) -> Path:
     fig.text(0.01, 0.005, note, fontsize=6, color="grey")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
@@ -38,58 +39,208 @@ def _finish(plt, fig, path: Path, note: str) -> Path:
     return path
 
 
-def training_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str, str], words: bool) -> Path:
-    """Accuracy at each scored checkpoint (seed 0's run) against tokens seen, or words seen
-    (tokens / the view's tokens per word): equal tokens are not equal text across views."""
-    keys = keys_of(conditions)
-    plt, fig, axes = _panels(len(keys))
-    for ax, key in zip(axes, keys):
+def style(view: str) -> dict:
+    """The condition's line and marker keywords for matplotlib."""
+    colour, marker, line = view_style(parse_view(view))
+    return {"color": colour, "marker": marker, "ls": line}
+
+
+def interval(runs: list[Run], key: str, checkpoint: str) -> tuple[float, float, float] | None:
+    """(mean, lo, hi) of one condition at one checkpoint: the interval Table 4 prints (tables.accuracy_ci);
+    with one seed that is the summary's own bootstrap (the table's under the default scoring settings), so no
+    item file is read."""
+    if not all(key in r.evals.get(checkpoint, {}) for r in runs):
+        runs = runs[:1]  # a checkpoint not every seed scored: seed 0 alone, not a mix
+        if key not in runs[0].evals.get(checkpoint, {}):
+            return None
+    if len(runs) == 1:
+        a = runs[0].evals[checkpoint][key]["acc"]
+        return (a["mean"], a["lo"], a["hi"]) if a.get("mean") is not None else None
+    e, _ = accuracy_ci(runs, key, checkpoint)
+    return e.mean, e.lo, e.hi
+
+
+def _panels(plt, keys: list[str], legend_rows: int):
+    """Per task a main panel and a narrow baselines strip sharing its y axis, two tasks a row."""
+    cols = min(len(keys), 2) or 1
+    rows = max(1, -(-len(keys) // cols))
+    fig = plt.figure(figsize=(5.6 * cols + 3.2, max(3.6 * rows, 0.19 * legend_rows + 1.0)), dpi=120,
+                     layout="constrained")
+    outer = fig.add_gridspec(rows, cols)
+    pairs = []
+    for i, _ in enumerate(keys):
+        inner = outer[i // cols, i % cols].subgridspec(1, 2, width_ratios=(5, 1), wspace=0.03)
+        main = fig.add_subplot(inner[0])
+        pairs.append((main, fig.add_subplot(inner[1], sharey=main)))
+    return fig, pairs
+
+
+def _baselines(strip, conditions: dict[str, list[Run]], key: str) -> list[float]:
+    """Each condition's baselines (seed 0, as the tables print them) as its marker, hollow, in the strip."""
+    names = [(b, label) for b, label in BASELINES
+             if any(b in rs[0].final.get(key, {}).get("baselines", {}) for rs in conditions.values())]
+    values = []
+    n = len(conditions)
+    for i, (view, runs) in enumerate(conditions.items()):
+        found = runs[0].final.get(key, {}).get("baselines", {})
+        st = style(view)
+        for x, (b, _) in enumerate(names):
+            v = found.get(b, {}).get("mean")
+            if v is not None:  # spread the conditions across the column so equal values stay visible
+                strip.plot(x + 0.6 * ((i + 0.5) / n - 0.5), v, ls="none", marker=st["marker"], ms=5,
+                           mfc="none", mec=st["color"], mew=1.1)
+                values.append(v)
+    strip.set_xlim(-0.5, max(len(names), 1) - 0.5)  # a task scored without baselines keeps an empty strip
+    strip.set_xticks(range(len(names)), [label for _, label in names], fontsize=7, rotation=90)
+    strip.tick_params(axis="y", labelleft=False)
+    strip.set_title("baselines", fontsize=8)
+    return values
+
+
+def _frame(main, strip, values: list[float], title: str, xlabel: str) -> None:
+    """Chance on both; a y range that holds chance, every value and band, and at least 0.40-0.60, so a
+    near-chance task is not blown up into noise."""
+    for ax in (main, strip):
+        ax.axhline(CHANCE, color="grey", lw=0.9, ls=":", zorder=0)
+        ax.grid(axis="y", lw=0.3, alpha=0.5)
+    lo, hi = min(values + [0.4]), max(values + [0.6])
+    pad = 0.04 * (hi - lo)
+    main.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
+    main.set_title(title, fontsize=10)
+    main.set_xlabel(xlabel, fontsize=8)
+    main.set_ylabel("pair accuracy", fontsize=8)
+    main.tick_params(labelsize=7)
+
+
+def _legend(fig, conditions: dict[str, list[Run]], extra: list) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], lw=1.4, ms=5, **style(v)) for v in conditions]
+    labels = [condition_name(v) for v in conditions]
+    handles += [Line2D([], [], color="grey", lw=0.9, ls=":"), Patch(color="grey", alpha=0.25)]
+    labels += ["chance (0.5)", "95% CI (band)"]
+    for h, label in extra:
+        handles.append(h)
+        labels.append(label)
+    fig.legend(handles, labels, loc="outside right upper", fontsize=7.5, frameon=False)
+
+
+def _save(plt, fig, path: Path, note: str) -> Path:
+    fig.supxlabel(note, fontsize=6.5, color="grey", x=0.0, ha="left")  # constrained layout keeps room for it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _hashes(hashes: dict[str, str]) -> str:
+    return "task sets " + ", ".join(f"{t} {h}" for t, h in hashes.items())
+
+
+def _compact(x: float, _=None) -> str:
+    return next((f"{x / v:g}{u}" for v, u in ((1e9, "G"), (1e6, "M"), (1e3, "k")) if x >= v), f"{x:g}")
+
+
+def _log_axis(ax) -> None:
+    """Log x with ticks at 1, 2, 5 × 10^n written 125k / 1M: the default's 3×10^5 labels run into each other."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(_compact))
+
+
+def curve_points(conditions: dict[str, list[Run]]) -> dict[tuple[str, str], list[tuple]]:
+    """(view, key) → [(tokens seen, mean, lo, hi)] per scored checkpoint. With several seeds each is a
+    bootstrap over seeds × items (about a second): compute them once for both Fig. 1s."""
+    out = {}
+    for key in keys_of(conditions):
         for view, runs in conditions.items():
-            run = runs[0]
-            tpw = run.results.get("tokens_per_word")
+            pts = []
+            for ckpt in sorted(runs[0].evals):
+                got = interval(runs, key, ckpt)
+                if got is not None:
+                    pts.append((runs[0].evals[ckpt][key]["tokens_seen"], *got))
+            out[view, key] = sorted(pts)
+    return out
+
+
+def training_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str, str], words: bool,
+                    points: dict | None = None) -> Path:
+    """Accuracy at each scored checkpoint against tokens seen, or words seen (tokens / the view's tokens per
+    word): equal tokens are not equal text across views. Checkpoints sit at budget / 2^k: a log axis.
+    `points`: curve_points(conditions), when the caller has them already."""
+    from matplotlib.lines import Line2D
+
+    plt = _plt()
+    keys = keys_of(conditions)
+    points = curve_points(conditions) if points is None else points
+    fig, pairs = _panels(plt, keys, len(conditions) + 3)
+    seeds = max(len(rs) for rs in conditions.values())
+    epoch = [r.results["tokens_seen"] / r.results["epochs"] for rs in conditions.values() for r in rs[:1]
+             if r.results.get("epochs")]
+    for (ax, strip), key in zip(pairs, keys):
+        values = _baselines(strip, conditions, key)
+        drawn = 0
+        for view, runs in conditions.items():
+            tpw = runs[0].results.get("tokens_per_word")
             if words and not tpw:
                 continue
-            pts = sorted((s[key]["tokens_seen"], s[key]["acc"]["mean"]) for s in run.evals.values() if key in s)
-            if pts:
-                xs = [x / tpw if words else x for x, _ in pts]
-                ax.plot(xs, [y for _, y in pts], marker="o", ms=3, label=condition_name(view))
-        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-        epoch = [r.results["tokens_seen"] / r.results["epochs"] for rs in conditions.values() for r in rs[:1]
-                 if r.results.get("epochs")]
+            pts = points.get((view, key))
+            if not pts:
+                continue
+            xs, ms, los, his = (list(c) for c in zip(*pts))
+            xs = [x / tpw for x in xs] if words else xs
+            st = style(view)
+            if len(xs) > 1:
+                ax.fill_between(xs, los, his, color=st["color"], alpha=BAND_ALPHA, lw=0)
+            else:  # one checkpoint: a band has no width, the interval is a bar
+                ax.errorbar(xs, ms, yerr=[[ms[0] - los[0]], [his[0] - ms[0]]], color=st["color"], lw=1, capsize=3)
+            ax.plot(xs, ms, lw=1.4, ms=4, **st)
+            values += los + his
+            drawn += 1
         if epoch and not words:  # beyond it the smallest view repeats its data: compare at equal tokens below it
-            ax.axvline(min(epoch), color="black", lw=0.7, ls="--", label="one epoch of the smallest view")
-        ax.set_title(key.removeprefix("eval/"), fontsize=9)
-        ax.set_xlabel("words seen" if words else "training tokens seen")
-        ax.set_ylabel("pair accuracy")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=5)
+            ax.axvline(min(epoch), color="black", lw=0.7, ls="--")
+        if drawn:
+            _log_axis(ax)
         else:
-            ax.text(0.5, 0.5, "no run records its tokens per word", ha="center", fontsize=7, transform=ax.transAxes)
-    note = "task sets " + ", ".join(f"{t} {h}" for t, h in hashes.items())
-    return _finish(plt, fig, path, note)
+            ax.text(0.5, 0.5, "no run records its tokens per word" if words else "no scored checkpoint",
+                    ha="center", fontsize=8, transform=ax.transAxes)
+        _frame(ax, strip, values, key.removeprefix("eval/"), "words seen" if words else "training tokens seen")
+    extra = [(Line2D([], [], color="black", lw=0.7, ls="--"), "one epoch of\nthe smallest view")] \
+        if epoch and not words else []
+    _legend(fig, conditions, extra)
+    band = "over seeds × items (Table 4's interval)" if seeds > 1 else "bootstrap over items (Table 4's interval)"
+    return _save(plt, fig, path, f"bands: 95% CI at each checkpoint, {band}; baselines: seed 0's run, hollow "
+                 f"markers in each condition's colour\n{_hashes(hashes)}")
 
 
-def layer_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str, str],
-                 only: str | None = None) -> Path:
-    """Accuracy per layer (logit lens; 0 = embeddings) of each condition's final checkpoint, seed 0."""
-    keys = [k for k in keys_of(conditions) if only is None or k == only]
-    plt, fig, axes = _panels(len(keys))
-    for ax, key in zip(axes, keys):
+def layer_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[str, str]) -> Path:
+    """Accuracy per layer (logit lens; 0 = embeddings) of each condition's final checkpoint, seed 0, with
+    the per-layer bootstrap interval its summary holds (the tables print no per-layer interval)."""
+    plt = _plt()
+    keys = keys_of(conditions)
+    fig, pairs = _panels(plt, keys, len(conditions) + 2)
+    for (ax, strip), key in zip(pairs, keys):
+        values = _baselines(strip, conditions, key)
         for view, runs in conditions.items():
-            s = runs[0].final.get(key)
-            if s and s["layers"]:
-                layers = s["layers"]
-                depth = max(1, len(layers) - 1)
-                ax.plot([r["layer"] / depth for r in layers], [r["mean"] for r in layers], marker="o", ms=3,
-                        label=condition_name(view))
-        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-        ax.set_title(key.removeprefix("eval/"), fontsize=9)
-        ax.set_xlabel("relative depth (layer / n_layer)")
-        ax.set_ylabel("pair accuracy")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=5)
-    note = "task sets " + ", ".join(f"{t} {h}" for t, h in hashes.items())
-    return _finish(plt, fig, path, note)
+            layers = [r for r in runs[0].final.get(key, {}).get("layers", []) if r.get("mean") is not None]
+            if not layers:
+                continue
+            depth = max(1, len(layers) - 1)
+            xs = [r["layer"] / depth for r in layers]
+            st = style(view)
+            ax.fill_between(xs, [r["lo"] for r in layers], [r["hi"] for r in layers], color=st["color"],
+                            alpha=BAND_ALPHA, lw=0)
+            ax.plot(xs, [r["mean"] for r in layers], lw=1.4, ms=4, **st)
+            values += [r["lo"] for r in layers] + [r["hi"] for r in layers]
+        ax.set_xlim(-0.03, 1.03)
+        _frame(ax, strip, values, key.removeprefix("eval/"), "relative depth (layer / n_layer; 0 = embeddings)")
+    _legend(fig, conditions, [])
+    return _save(plt, fig, path, "seed 0's final checkpoint; bands: 95% bootstrap CI over items at each layer; "
+                 f"baselines: hollow markers in each condition's colour\n{_hashes(hashes)}")
 
 
 def factor_deltas(table3_rows: list[dict], path: Path, hashes: dict[str, str]) -> Path:

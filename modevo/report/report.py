@@ -1,5 +1,5 @@
 """`modevo report`: MLflow runs of one scale → results/<scale>/ (Tables 3 and 4 as Markdown, CSV and
-LaTeX; Figs. 1-3 as PNG; provenance.json naming every run, task-set hash and the scoring protocol)."""
+LaTeX; Figs. 1, 2 and 4 as PNG; provenance.json naming every run, task-set hash and the scoring protocol)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from modevo.errors import InputError
 from modevo.machine import describe as describe_machine
 from modevo.report.collect import by_condition, check_hashes, collect
-from modevo.report.figures import factor_deltas, layer_curves, training_curves
+from modevo.report.figures import curve_points, factor_deltas, layer_curves, training_curves
 from modevo.report.tables import breakdown_rows, compact, grid_rows, paper_note, table3, table4, to_markdown, units_table, wall_times, write_table
 from modevo.frames import DEFAULT_RATE_HZ, rate_suffix
 from modevo.views.registry import DEFAULT_TOKENIZER, factor_views, parse_view
@@ -70,11 +70,10 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
         files += write_table(wall_times(times), out, "wall_times", f"Wall time per stage ({scale})", [
             f"from {times} (each `modevo factor` step's wall time on this machine; a rerun reuses cached "
             "steps, which are not timed again)"])
-    files.append(training_curves(conditions, out / "fig1_tokens.png", hashes, words=False))
-    files.append(training_curves(conditions, out / "fig1_words.png", hashes, words=True))
-    files.append(layer_curves(conditions, out / "fig2_layers.png", hashes))
-    if any("eval/swuggy" in r.final for rs in conditions.values() for r in rs):
-        files.append(layer_curves(conditions, out / "fig3_swuggy_layers.png", hashes, only="eval/swuggy"))
+    points = curve_points(conditions)
+    files.append(training_curves(conditions, out / "fig1_tokens.png", hashes, words=False, points=points))
+    files.append(training_curves(conditions, out / "fig1_words.png", hashes, words=True, points=points))
+    files.append(layer_curves(conditions, out / "fig2_layers.png", hashes))  # (Fig. 3 was its sWUGGY panel)
     if t3:
         files.append(factor_deltas(t3, out / "fig4_factor_deltas.png", hashes))
     provenance = {"scale": scale, "task_hashes": hashes, "protocol": protocol, "machine": describe_machine(),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 NEXT = [
     ("make ui", "the runs in the MLflow UI: filter tags.factors LIKE '%C%', tick the runs, Compare"),
-    ("make report SCALE={scale}", "Tables 3-4 and Figs. 1-3 from these runs → results/{scale}/"),
+    ("make report SCALE={scale}", "Tables 3-4 and Figs. 1, 2, 4 from these runs → results/{scale}/"),
     ("make plan FACTOR=C SCALE=cpu", "what the CPU reproduction would build and train, and how long, before it runs"),
     ("make paper SCALE=cpu", "every condition at cpu scale, then its tables (hours on 2 cores; see results/cpu/)"),
 ]

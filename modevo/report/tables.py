@@ -22,9 +22,11 @@ from modevo.views.registry import DEFAULT_TOKENIZER, FACTORS, factor_pairs, pars
 TASK_ORDER = ("swuggy", "sblimp", "word-order", "tsc-topic", "tsc-in-document")
 
 
-def _matrix(runs: list[Run], key: str):
-    """(seeds, items) headline scores on the items every seed rendered, and each item's cluster."""
-    per = [load_items(latest_eval(r.run_dir), key)[1] for r in runs]
+def _matrix(runs: list[Run], key: str, checkpoint: str | None = None):
+    """(seeds, items) headline scores on the items every seed rendered, and each item's cluster, at the
+    runs' last checkpoint or the one named (e.g. 'tokens-000000001000')."""
+    per = [load_items(latest_eval(r.run_dir) if checkpoint is None else r.run_dir / "eval" / checkpoint, key)[1]
+           for r in runs]
     ids = sorted(set.intersection(*(set(p) for p in per)))
     return np.asarray([[p[i][0] for i in ids] for p in per], dtype=float), ids, [per[0][i][1] for i in ids]
 
@@ -33,6 +35,16 @@ def _ci(m: np.ndarray, groups: list[str]) -> stats.Estimate:
     clusters = groups if len(set(groups)) < len(groups) else None
     return stats.hierarchical_ci(m, clusters=clusters, bounds=stats.SCORE_RANGE) if len(m) > 1 \
         else stats.bootstrap_ci(m[0], clusters=clusters)
+
+
+def accuracy_ci(runs: list[Run], key: str, checkpoint: str | None = None) -> tuple[stats.Estimate, int]:
+    """Table 4's interval of one condition and task (and the items it is over): a bootstrap over items
+    (clusters where items share a source) with one seed, over seeds × items with several; at the last
+    checkpoint or the one named. Figures draw the same."""
+    m, ids, groups = _matrix(runs, key, checkpoint)
+    if (runs[0].evals[checkpoint] if checkpoint else runs[0].final)[key].get("aggregate") == "group":
+        m, groups = stats.group_means(m, groups)  # the official ZeroSpeech unit: each item's mean over its voices
+    return _ci(m, groups), len(ids)
 
 
 def _fmt(mean, lo=None, hi=None) -> str:
@@ -62,14 +74,10 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
             if not all(key in r.final for r in runs):
                 row[task] = "—"
                 continue
-            m, ids, groups = _matrix(runs, key)
-            s = runs[0].final[key]
-            if s.get("aggregate") == "group":  # the official ZeroSpeech unit: each item's mean over its voices
-                m, groups = stats.group_means(m, groups)
-            e = _ci(m, groups)
-            b = s["baselines"]
+            e, n = accuracy_ci(runs, key)
+            b = runs[0].final[key]["baselines"]
             row[task] = _fmt(e.mean, e.lo, e.hi)
-            row[f"{task} n"] = len(ids)
+            row[f"{task} n"] = n
             row[f"{task} shorter-wins"] = _fmt(b["shorter_wins"]["mean"])
             row[f"{task} n-gram"] = _fmt(b["ngram"]["mean"])
             if "word_overlap" in b:

@@ -68,6 +68,7 @@ def _phone_list(tokens: list[str]) -> list[str]:
 class TextBpe(ViewFamily):
     name, paper_name, granularity = "text-bpe", "Text-BPE", "subword"
     paper_scores = (85.1, 74.9, 73.6)
+    colour, marker = "#1f5fa8", "o"
     spelled = True
 
     def bpe_text(self, row, views_cfg) -> str:
@@ -107,6 +108,7 @@ class TextBpe(ViewFamily):
 class PhoneBpe(TextBpe):
     name, paper_name = "phone-bpe", "Phone-BPE"
     paper_scores = (85.0, 75.0, 70.9)
+    colour, marker = "#1a7f37", "^"
     spelled = False
 
     def bpe_text(self, row, views_cfg) -> str:
@@ -149,6 +151,7 @@ class PhoneBpe(TextBpe):
 class TextChar(ViewFamily):
     name, paper_name, granularity = "text-char", "Text-Raw", "character"
     paper_scores = (85.6, 73.3, 66.0)
+    colour, marker = "#5ab4e5", "s"
     spelled = True
 
     def encoder(self, spec, views_cfg, **_):
@@ -171,6 +174,7 @@ class TextChar(ViewFamily):
 class Phone(ViewFamily):
     name, paper_name, granularity = "phone", "Phone-Raw", "phone"
     paper_scores = (85.8, 74.5, 66.6)
+    colour, marker = "#7cc36a", "v"
 
     def encoder(self, spec, views_cfg, **_):
         from modevo.views.encode import PhoneEncoder
@@ -230,6 +234,7 @@ class PhoneRepeat(FrameFamily):
 
     name, paper_name = "phone-repeat", "Phone-Repeat"
     paper_scores = (85.5, 66.2, 58.3)
+    colour, marker = "#e08a00", "D"
     MEAN = "mean"
 
     def condition_name(self, spec, released=()):
@@ -290,6 +295,7 @@ class Speech(FrameFamily):
 
     name, paper_name = "speech", "Speech"
     paper_scores = (50.8, 57.3, 52.9)
+    colour, marker = "#c8281e", "p"
     reads_units = True
     needs = "a rendering"
 
@@ -352,6 +358,7 @@ class SpeechDedup(Speech):
     length twin among the phone views is `phone` (phone-repeat collapsed), not phone-repeat."""
 
     name, paper_name, paper_scores = "speech-dedup", "Speech (dedup)", None
+    colour, marker = "#8e3b8e", "h"
 
     def encoder(self, spec, views_cfg, n_units=None, unit_rate_hz=DEFAULT_RATE_HZ, **_):
         from modevo.views.encode import UnitEncoder
@@ -375,6 +382,7 @@ class SpeechBpe(Speech):
     views.phone_bpe_candidates by phone-bpe's rule: tokens per word closest to text-bpe's."""
 
     name, paper_name, paper_scores = "speech-bpe", "Speech (unit BPE)", None
+    colour, marker = "#e2619f", "<"
     granularity = "subword"
 
     def bpe_sentences(self, spec, ctx):
@@ -453,6 +461,7 @@ class Interleaved(Speech):
 
     name, paper_name, paper_scores = "interleaved", "Interleaved (text + speech)", None
     text_tokens = True
+    colour, marker = "#5b4a9b", ">"
 
     def encoder(self, spec, views_cfg, bpe_folder=None, n_units=None, unit_rate_hz=DEFAULT_RATE_HZ, **_):
         from modevo.views.encode import InterleavedEncoder

@@ -74,6 +74,8 @@ class ViewFamily(abc.ABC):
         reads_units   tokens come from audio through a speech tokenizer (released benchmark audio too)
         takes_rate    its name may carry a frame rate (':25hz')
         text_tokens   its vocabulary holds text pieces beside units (the logit lens over text can read it)
+        colour        its hue in figures ('#rrggbb'), set on the family's own class (view_style)
+        marker        its matplotlib marker in figures, likewise
     """
 
     name: str = ""
@@ -84,6 +86,8 @@ class ViewFamily(abc.ABC):
     reads_units: bool = False
     takes_rate: bool = False
     text_tokens: bool = False
+    colour: str | None = None
+    marker: str | None = None
 
     # -- names ---------------------------------------------------------------------------------------------
     def parse(self, given: str, arg: str, rate_hz: float, default_tokenizer: str) -> ViewSpec:
@@ -254,6 +258,54 @@ def parse_view(name: str, default_tokenizer: str = DEFAULT_TOKENIZER) -> ViewSpe
     if spec.rate_hz != rate_hz or not spec.name.endswith(rate_suffix(rate_hz)):
         raise ValueError(f"family {fam_name} parsed '{name}' without its rate")  # a family bug, not user input
     return spec
+
+
+# -- how a condition looks in a figure ----------------------------------------------------------------------
+# The family gives the hue and marker; the rendering shades the hue (>0: towards white, <0: towards black), a
+# tokenizer other than the default swaps the marker, and a frame rate other than 50 Hz greys the hue and
+# dashes the line (its points must differ too: a figure may draw markers alone). Fixed tables, so a
+# condition looks the same in every figure and run whatever is drawn beside it; a name outside them is placed
+# by crc32 (stable across processes, unlike hash()). Plain strings: the registry does not import matplotlib.
+RENDERING_SHADE = {None: 0.0, "varied": 0.0, "fixed": 0.5, "mean": -0.45, "real": -0.65,
+                   "speaker": 0.3, "rate": -0.25, "pitch": 0.65, "range": -0.6}
+TOKENIZER_MARKER = {"phonetic-kmeans": "X", "hubert-kmeans": "P", "encodec": "*"}  # none is a family's marker
+RATE_LOOK = {DEFAULT_RATE_HZ: (1.0, "-"), 25.0: (0.5, "--"), 12.5: (0.25, ":")}  # Hz → (saturation ×, line)
+_SPARE_COLOURS = ("#999933", "#44aa99", "#661100", "#6699cc", "#aa4499", "#888888", "#ddcc77", "#117777")
+_SPARE_MARKERS = ("d", "8", "H", "1", "x", "+")
+_SPARE_SHADES = (0.2, -0.15, 0.4, -0.35, 0.55, -0.5)
+_SPARE_RATES = ((0.7, "-."), (0.4, (0, (1, 3))), (0.15, (0, (5, 1))))
+
+
+def _pick(options: tuple, name: str):
+    import zlib
+
+    return options[zlib.crc32(name.encode()) % len(options)]
+
+
+def _recolour(colour: str, shade: float, saturation: float) -> str:
+    import colorsys
+
+    rgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    if shade:
+        rgb = [c + ((1.0 if shade > 0 else 0.0) - c) * abs(shade) for c in rgb]
+    if saturation != 1.0:
+        h, l, s = colorsys.rgb_to_hls(*rgb)
+        rgb = colorsys.hls_to_rgb(h, l, s * saturation)
+    return "#" + "".join(f"{round(255 * c):02x}" for c in rgb)
+
+
+def view_style(spec: ViewSpec) -> tuple[str, str, str | tuple]:
+    """(colour '#rrggbb', marker, line style) of a condition in every figure."""
+    fam = spec.view_family
+    own = vars(type(fam))  # a subclass is another condition: it must not inherit its parent's look
+    colour = own.get("colour") or _pick(_SPARE_COLOURS, fam.name)
+    marker = own.get("marker") or _pick(_SPARE_MARKERS, fam.name)
+    shade = RENDERING_SHADE[spec.rendering] if spec.rendering in RENDERING_SHADE else \
+        _pick(_SPARE_SHADES, spec.rendering)
+    if spec.tokenizer and spec.tokenizer != DEFAULT_TOKENIZER:
+        marker = TOKENIZER_MARKER.get(spec.tokenizer) or _pick(_SPARE_MARKERS, spec.tokenizer)
+    saturation, line = RATE_LOOK.get(spec.rate_hz) or _pick(_SPARE_RATES, str(spec.rate_hz))
+    return _recolour(colour, shade, saturation), marker, line
 
 
 # Factor pairs (from → to). Each pair differs in one property; `between` views sit on the path.
