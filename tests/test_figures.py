@@ -117,3 +117,16 @@ def render(folder: str = "/tmp/figs") -> list[Path]:
             training_curves(conditions, out / "fig1_words.png", HASHES, words=True),
             layer_curves(conditions, out / "fig2_layers.png", HASHES),
             layer_curves(fake_runs(CONDITIONS[::4]), out / "fig2_layers_subset.png", HASHES)]
+
+
+def test_variants_of_one_view_get_distinct_looks_and_the_first_keeps_its_own():
+    """Probe and lens figures draw campaign variants of one view (interleaved, its speech-only twin, the warm
+    start): each must look different, and the first must look exactly as the view does everywhere else."""
+    from modevo.report.figures import style, styles
+
+    view = "interleaved@varied/mel-kmeans"
+    labels = [view, f"{view} [speech share 1]", f"{view} [speech share 1; init from text-bpe]", "phone"]
+    looks = styles([(label, view if label != "phone" else "phone") for label in labels])
+    assert looks[view] == style(view) and looks["phone"] == style("phone")
+    assert len({(lk["color"], lk["marker"]) for lk in looks.values()}) == len(labels)
+    assert len({lk["color"] for lk in looks.values()}) == len(labels)  # the hue alone tells them apart too

@@ -45,6 +45,34 @@ def style(view: str) -> dict:
     return {"color": colour, "marker": marker, "ls": line}
 
 
+SPARE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
+
+
+def _mix(colour: str, towards: str, amount: float) -> str:
+    from matplotlib.colors import to_hex, to_rgb
+
+    a, b = to_rgb(colour), to_rgb(towards)
+    return to_hex(tuple(x + (y - x) * amount for x, y in zip(a, b)))
+
+
+def styles(conditions: list[tuple[str, str]]) -> dict[str, dict]:
+    """label → style of each (label, view): the view's own look (style()). A later condition that would look
+    like an earlier one (two variants of one view, e.g. interleaved and its speech-only twin) keeps the hue's
+    family but is shaded darker or lighter and gets the next free marker, so no two lines of a figure are alike."""
+    out, seen = {}, {}
+    for label, view in conditions:
+        look = style(view)
+        k = seen.get((look["color"], look["marker"]), 0)
+        seen[(look["color"], look["marker"])] = k + 1
+        if k:
+            towards = "black" if k % 2 else "white"
+            look = {**look, "color": _mix(look["color"], towards, min(0.6, 0.25 + 0.15 * ((k - 1) // 2))),
+                    "marker": SPARE_MARKERS[(SPARE_MARKERS.index(look["marker"]) + k) % len(SPARE_MARKERS)]
+                    if look["marker"] in SPARE_MARKERS else SPARE_MARKERS[k % len(SPARE_MARKERS)]}
+        out[label] = look
+    return out
+
+
 def interval(runs: list[Run], key: str, checkpoint: str) -> tuple[float, float, float] | None:
     """(mean, lo, hi) of one condition at one checkpoint: the interval Table 4 prints (tables.accuracy_ci);
     with one seed that is the summary's own bootstrap (the table's under the default scoring settings), so no

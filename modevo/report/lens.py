@@ -39,11 +39,13 @@ def lens_figure(results: dict[str, dict], out_png: str | Path, ks: list | None =
     targets = ["current", "next"]
     fig, axes = plt.subplots(len(targets), len(ks), figsize=(3.7 * len(ks), 3.1 * len(targets)), dpi=130,
                              squeeze=False, sharex=True)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    from modevo.report.figures import styles
+
+    looks = styles([(label, res["view"]) for label, res in results.items()])
     top, handles = 0.0, []
-    for n, (label, res) in enumerate(results.items()):
-        colour = colours[n % len(colours)]
-        handles.append(Line2D([], [], color=colour, marker="o", ms=3, lw=1.6,
+    for label, res in results.items():
+        colour, marker = looks[label]["color"], looks[label]["marker"]
+        handles.append(Line2D([], [], color=colour, marker=marker, ms=4, lw=1.6,
                               label=f"{label}\n{res['n_words']} words, {res['n_utterances']} utterances, "
                                     f"{res['settings']['checkpoint'].removesuffix('.pt')}"))
         for i, target in enumerate(targets):
@@ -51,7 +53,7 @@ def lens_figure(results: dict[str, dict], out_png: str | Path, ks: list | None =
                 ax = axes[i][j]
                 x, m, lo, hi = _series(res, target, k, measure)
                 if x:
-                    ax.plot(x, m, marker="o", ms=3, lw=1.6, color=colour)
+                    ax.plot(x, m, marker=marker, ms=4, lw=1.6, color=colour)
                     ax.fill_between(x, lo, hi, color=colour, alpha=0.18, lw=0)
                     top = max(top, max(hi))
                 x, m, _, hi = _series(res, f"shuffled_{target}", k, measure)

@@ -41,18 +41,23 @@ def plot_probe(results: list[dict], probe: str, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from modevo.report.figures import styles
+
     have = [r for r in results if probe in r.get("probes", {})]
     if not have:
         return None
-    fig, ax = plt.subplots(figsize=(5.2, 3.4), dpi=120)
-    for k, r in enumerate(have):
+    looks = styles([(r.get("condition") or r["view"], r["view"]) for r in have])
+    fig, ax = plt.subplots(figsize=(7.4, 3.6), dpi=130)
+    for r in have:
         pr = r["probes"][probe]
-        color = f"C{k % 10}"
+        label = r.get("condition") or r["view"]
+        look = looks[label]
+        color = look["color"]
         x = [row["relative_depth"] for row in pr["layers"]]
-        label = r.get("condition") or r.get("view")
         ax.fill_between(x, [row["lo"] for row in pr["layers"]], [row["hi"] for row in pr["layers"]], color=color,
                         alpha=0.18, lw=0)
-        ax.plot(x, [row["acc"] for row in pr["layers"]], marker="o", ms=3, color=color,
+        # solid: the probe (its marker tells conditions apart); dashed and dotted are the controls
+        ax.plot(x, [row["acc"] for row in pr["layers"]], marker=look["marker"], ms=4, color=color,
                 label=f"{label} (n={pr['n_test']}, {pr['classes']} classes)")
         ax.axhline(pr["majority"]["acc"], color=color, lw=0.8, ls="--")
         ax.plot(x, [row["shuffled_acc"] for row in pr["layers"]], color=color, lw=0.8, ls=":")
@@ -62,11 +67,12 @@ def plot_probe(results: list[dict], probe: str, path: Path) -> Path | None:
     ax.set_ylabel("probe accuracy (test utterances)")
     ax.set_ylim(0, 1.02)
     ax.set_xlim(-0.02, 1.02)
-    ax.set_title(f"linear probe: {TITLES.get(probe, probe)}", fontsize=9)
-    ax.legend(fontsize=6, loc="best")
+    ax.set_title(f"linear probe: {TITLES.get(probe, probe)}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
