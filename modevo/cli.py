@@ -920,6 +920,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModevoError as e:
         print(f"modevo: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk or an unwritable folder, anywhere in a command: one line too
+        from modevo.cache import os_error_line
+
+        line = os_error_line(e)
+        if line is None:
+            raise
+        print(f"modevo: error: {line}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("modevo: interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
         return 130

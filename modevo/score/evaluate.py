@@ -677,9 +677,10 @@ def _write_items(path: Path, tables, keep: set = frozenset()) -> None:
             tables.insert(0, old.filter(pa.array(mask)))
     if not tables:
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.concat_tables(tables, promote_options="default"), tmp)
-    tmp.replace(path)
+    from modevo.cache import atomic_file
+
+    with atomic_file(path) as tmp:  # a failed write (a full disk) leaves the previous table and no temporary
+        pq.write_table(pa.concat_tables(tables, promote_options="default"), tmp)
 
 
 def _fmt(e: dict) -> str:
