@@ -132,13 +132,12 @@ def cmd_units_build(args) -> int:
     for name in stage.units.renderings:
         build_rendering(stage.corpus, name, progress=not args.no_progress)
     out = build_units(stage.units, stage.corpus, progress=not args.no_progress, rate_hz=rate)
-    import json
-
+    from modevo.cache import read_json
     from modevo.units.quality import QUALITY_HEADER, quality_columns
 
     print(f"{'units':<40}{QUALITY_HEADER}   (held-out, no silence)")
     for name, paths in out.items():
-        m = json.loads(paths.manifest.read_text())
+        m = read_json(paths.manifest, "delete it and rerun `modevo units build` (finished shards are kept)")
         label = f"{m['tokenizer']}{rate_suffix(rate)} @ {name}"  # as a view names it: mel-kmeans:25hz
         print(f"{label:<40}{quality_columns(m['vocab_size'], m['quality']['speech'])}")
     return 0
