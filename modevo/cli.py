@@ -174,7 +174,7 @@ def cmd_train(args) -> int:
     if args.view:
         overrides.append(f"train.view={args.view}")
     stage = load(TrainStageConfig, args.config, overrides)
-    info = train(stage, progress=not args.no_progress)
+    info = train(stage, progress=not args.no_progress, wait=args.wait)
     if info.get("status") == "rank":  # another rank of a several-process run: rank zero reports
         return 0
     res = info["results"]
@@ -682,6 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = stages.add_parser("train", help="train one view × model × budget × seed (resumes; tracked in MLflow)")
     _add_config_args(tr, progress=True)
     tr.add_argument("--view", default=None, help="shorthand for train.view=VIEW")
+    tr.add_argument("--wait", action="store_true",
+                    help="if another process is training this run, wait for it, then resume or report the run "
+                         "(default: say which process holds it and exit)")
     tr.add_argument("--dry-run", action=_DryRun, nargs=0, default=False,
                     help="print the plan (parameters, tokens per step, memory per GPU, GPU-hours per condition) "
                          "from the config alone: the model on the meta device, no corpus, view or device")
