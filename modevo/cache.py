@@ -69,17 +69,34 @@ def is_disk_full(e: BaseException) -> bool:
     return isinstance(e, OSError) and e.errno in NO_SPACE
 
 
-def os_error_line(e: OSError) -> str | None:
-    """The one line the CLI prints for an OSError the user can act on (a full disk, a folder modevo may not
-    write); None for the rest (bugs keep their traceback)."""
-    if isinstance(e, DiskFullError):
-        return str(e)
-    if e.errno in NO_SPACE:  # raised outside modevo's atomic writers (a library's own file): size unknown
-        return str(disk_full(e.filename or "its output", None, e.errno))
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and e.filename:
-        why = "read-only file system" if e.errno == errno.EROFS else "permission denied"
-        return (f"cannot use {e.filename}: {why}; make it writable or point MODEVO_CACHE / --runs-dir / --out "
-                "at a folder that is")
+def _no_room(folder: Path, nbytes: int | None) -> bool:
+    """Whether the file system of `folder` lacks room for nbytes (or is full): how a write that failed
+    without an errno (torch.save's RuntimeError "file write failed") is told to be a full disk."""
+    try:
+        return shutil.disk_usage(folder).free < max(nbytes or 0, 64 << 10)
+    except OSError:
+        return False
+
+
+def fault_line(e: BaseException) -> str | None:
+    """The one line the CLI prints for a fault the user can act on (a full disk, a folder modevo may not
+    write), also when a library wrapped the OSError in its own exception; None for the rest (bugs keep their
+    traceback)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, DiskFullError):
+            return str(e)
+        if isinstance(e, OSError) and e.errno in NO_SPACE:  # a library's own write: the size is unknown
+            return str(disk_full(e.filename or "its output", None, e.errno))
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and e.filename:
+            why = "read-only file system" if e.errno == errno.EROFS else "permission denied"
+            return (f"cannot use {e.filename}: {why}; make it writable or point MODEVO_CACHE / --runs-dir / --out "
+                    "at a folder that is")
+        if "database or disk is full" in str(e):  # sqlite (the MLflow store), through SQLAlchemy and MLflow
+            return ("no space left for the MLflow store (sqlite: database or disk is full): free space on its disk "
+                    "or point --runs-dir / train.tracking_uri elsewhere, then rerun (finished work is kept)")
+        e = e.__cause__ or e.__context__
     return None
 
 
@@ -108,11 +125,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         else:
             os.replace(tmp, path)
     except BaseException as e:
-        full = is_disk_full(e) and not isinstance(e, DiskFullError)
+        full = (is_disk_full(e) or (isinstance(e, RuntimeError) and _no_room(path.parent, None))) \
+            and not isinstance(e, DiskFullError)
         written = _size(tmp) if full else 0  # what the entry had reached: a lower bound of what it needs
         shutil.rmtree(tmp, ignore_errors=True)
         if full:
-            raise disk_full(path, written or None, e.errno, at_least=True) from None
+            raise disk_full(path, written or None, getattr(e, "errno", None) or errno.ENOSPC, at_least=True) from None
         raise
 
 
@@ -130,8 +148,10 @@ def atomic_file(path: str | Path, nbytes: int | None = None) -> Iterator[Path]:
         written = _size(tmp)
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if is_disk_full(e) and not isinstance(e, DiskFullError):
-            raise disk_full(path, nbytes or written or None, e.errno, at_least=not nbytes) from None
+        full = is_disk_full(e) or (isinstance(e, RuntimeError) and _no_room(path.parent, nbytes))
+        if full and not isinstance(e, DiskFullError):
+            code = e.errno if isinstance(e, OSError) else errno.ENOSPC
+            raise disk_full(path, nbytes or written or None, code, at_least=not nbytes) from None
         raise
 
 

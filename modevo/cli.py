@@ -922,17 +922,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModevoError as e:
         print(f"modevo: error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:  # a full disk or an unwritable folder, anywhere in a command: one line too
-        from modevo.cache import os_error_line
+    except KeyboardInterrupt:
+        print("modevo: interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
+        return 130
+    except Exception as e:  # a full disk or an unwritable folder, anywhere in a command (wrapped or not): one line
+        from modevo.cache import fault_line
 
-        line = os_error_line(e)
+        line = fault_line(e)
         if line is None:
             raise
         print(f"modevo: error: {line}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("modevo: interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":
