@@ -398,6 +398,31 @@ def test_full_disk_while_saving_a_milestone(tmp_path, monkeypatch):
     assert not (tmp_path / "tokens-000000000016.pt").exists()
 
 
+def test_full_disk_under_torch_save_without_an_errno(tmp_path, monkeypatch):
+    """torch.save reports a full disk as a RuntimeError ("unexpected pos", "file write failed"), no errno:
+    the writer tells it by the room left on the file system."""
+    import collections
+
+    from modevo.cache import atomic_file
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: collections.namedtuple("U", "total used free")(1 << 30, 1 << 30, 0))
+
+    def full(obj, path):
+        Path(path).write_bytes(b"\0" * 100)
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    target = tmp_path / "tokens-000000000016.pt"
+    with pytest.raises(DiskFullError) as e:
+        with atomic_file(target, 5 << 20) as tmp:
+            full({}, tmp)
+    assert str(target) in str(e.value) and "needs about 5 MB" in str(e.value) and temporaries(tmp_path) == []
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError):  # with room left, the same error is not a full disk: it stays itself
+        with atomic_file(target, 5 << 20) as tmp:
+            full({}, tmp)
+
+
 def test_full_disk_while_saving_the_resume_point(tmp_path):
     from modevo.train.callbacks import ResumePoint
 
@@ -456,6 +481,30 @@ def test_full_disk_outside_modevos_writers_is_one_line(capsys, cache, monkeypatc
 
     monkeypatch.setattr("modevo.corpus.stats.collect", full)
     one_line(capsys, ["corpus", "stats"], ["no space left on /data/cache writing /data/cache/some-file.arrow"])
+
+
+@pytest.mark.parametrize("error, needles", [
+    (lambda: RuntimeError("logging failed"), None),
+    ("wrapped", ["no space left on /data/runs writing /data/runs/mlflow.db"]),
+    ("sqlite", ["no space left for the MLflow store (sqlite: database or disk is full)"]),
+], ids=["other_errors_keep_their_traceback", "full_disk_wrapped_by_a_library", "sqlite_store_full"])
+def test_full_disk_wrapped_in_another_exception(capsys, cache, monkeypatch, error, needles):
+    def fail(cfg):
+        if error == "wrapped":
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device", "/data/runs/mlflow.db")
+            except OSError as e:
+                raise RuntimeError("MLflow could not log the metric") from e
+        if error == "sqlite":
+            raise RuntimeError("(sqlite3.OperationalError) database or disk is full")
+        raise error()
+
+    monkeypatch.setattr("modevo.corpus.stats.collect", fail)
+    if needles is None:
+        with pytest.raises(RuntimeError):
+            main(["corpus", "stats"])
+    else:
+        one_line(capsys, ["corpus", "stats"], needles)
 
 
 # ------------------------------------------------------------------ faults: cache, config and environment
