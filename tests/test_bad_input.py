@@ -714,6 +714,20 @@ def test_corrupt_rendering_and_units_manifests(tmp_path, what):
     assert ("modevo corpus build" if what == "rendering" else "modevo units build") in msg
 
 
+def test_changed_bpe_model(tmp_path):
+    from modevo.views.bpe import load_bpe, train_bpe
+
+    sentences = [f"the dog number {i} ran home to the old house" for i in range(200)]
+    folder = train_bpe(sentences, 40, tmp_path / "tok", "text", 1000)
+    assert load_bpe(folder).get_piece_size() > 0
+    model = folder / "sp.model"
+    model.write_bytes(model.read_bytes()[:-10])
+    with pytest.raises(InputError) as e:
+        load_bpe(folder)
+    assert str(model) in str(e.value) and "changed since it was written" in str(e.value)
+    assert f"delete {folder} and rerun `modevo views build`" in str(e.value)
+
+
 def test_changed_rendered_task_is_rendered_again(tmp_path):
     """A rendered task set (a cache entry of `eval`) whose items changed: refused by _load, so the
     renderer's cache miss path renders it again."""
