@@ -58,7 +58,8 @@ class DiskFullError(OSError):
 
 def disk_full(path: str | Path, nbytes: int | None = None, code: int = errno.ENOSPC,
               at_least: bool = False) -> DiskFullError:
-    need = f" (needs {'more than' if at_least else 'about'} {max(1, round(nbytes / 2**20))} MB)" if nbytes else ""
+    size = f"{max(1, round(nbytes / 2**20))} MB" if nbytes and nbytes >= 2**20 else f"{max(1, round((nbytes or 0) / 1024))} kB"
+    need = f" (needs {'more than' if at_least else 'about'} {size})" if nbytes else ""
     what = "no space left" if code == errno.ENOSPC else "disk quota exceeded"
     return DiskFullError(code, f"{what} on {Path(path).parent} writing {path}{need}: free space there or point "
                                "MODEVO_CACHE / --runs-dir at a larger disk, then rerun (finished work is kept)",

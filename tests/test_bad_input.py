@@ -465,7 +465,7 @@ def test_full_disk_during_corpus_build_is_one_line(capsys, cache, tmp_path, monk
     monkeypatch.setattr(datasets.Dataset, "save_to_disk", save)
     argv = ["corpus", "build", "--no-progress", "--text-only", f"source.paths=[{src}]", "source.docs_per_shard=1",
             "split.chunk_sentences=2", "split.valid_fraction=0.2", "num_proc=1"]
-    one_line(capsys, argv, ["no space left on", "shards/00001", "needs more than", "free space"])
+    one_line(capsys, argv, ["no space left on", "shards/00001", "needs more than 4 kB", "free space"])
     (shard0,) = cache.glob("corpus/*/shards/00000")
     assert (shard0 / "data.sha256").is_file() and temporaries(cache) == []
     assert not list(cache.glob("corpus/*/shards/00001")) and not list(cache.glob("corpus/*/manifest.json"))
