@@ -89,7 +89,10 @@ def fault_line(e: BaseException) -> str | None:
         if isinstance(e, DiskFullError):
             return str(e)
         if isinstance(e, OSError) and e.errno in NO_SPACE:  # a library's own write: the size is unknown
-            return str(disk_full(e.filename or "its output", None, e.errno))
+            if e.filename:
+                return str(disk_full(e.filename, None, e.errno))
+            return ("no space left on a disk this command writes to (the library did not name the file): free space "
+                    "or point MODEVO_CACHE / --runs-dir at a larger disk, then rerun (finished work is kept)")
         if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and e.filename:
             why = "read-only file system" if e.errno == errno.EROFS else "permission denied"
             return (f"cannot use {e.filename}: {why}; make it writable or point MODEVO_CACHE / --runs-dir / --out "

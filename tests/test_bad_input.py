@@ -487,7 +487,8 @@ def test_full_disk_outside_modevos_writers_is_one_line(capsys, cache, monkeypatc
     (lambda: RuntimeError("logging failed"), None),
     ("wrapped", ["no space left on /data/runs writing /data/runs/mlflow.db"]),
     ("sqlite", ["no space left for the MLflow store (sqlite: database or disk is full)"]),
-], ids=["other_errors_keep_their_traceback", "full_disk_wrapped_by_a_library", "sqlite_store_full"])
+    ("unnamed", ["no space left on a disk this command writes to (the library did not name the file)"]),
+], ids=["other_errors_keep_their_traceback", "full_disk_wrapped_by_a_library", "sqlite_store_full", "file_unnamed"])
 def test_full_disk_wrapped_in_another_exception(capsys, cache, monkeypatch, error, needles):
     def fail(cfg):
         if error == "wrapped":
@@ -495,6 +496,8 @@ def test_full_disk_wrapped_in_another_exception(capsys, cache, monkeypatch, erro
                 raise OSError(errno.ENOSPC, "No space left on device", "/data/runs/mlflow.db")
             except OSError as e:
                 raise RuntimeError("MLflow could not log the metric") from e
+        if error == "unnamed":
+            raise OSError(errno.ENOSPC, "No space left on device")
         if error == "sqlite":
             raise RuntimeError("(sqlite3.OperationalError) database or disk is full")
         raise error()
