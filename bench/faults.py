@@ -84,10 +84,15 @@ def start(ws: Path, stage: str, num_proc: int | None = None) -> subprocess.Popen
 
 
 def run(ws: Path, stage: str, num_proc: int | None = None) -> tuple[float, int, str]:
+    """(seconds, exit status, stderr)."""
     t = time.perf_counter()
     proc = start(ws, stage, num_proc)
     _, err = proc.communicate()
-    return time.perf_counter() - t, proc.returncode, (err.strip().splitlines() or [""])[-1]
+    return time.perf_counter() - t, proc.returncode, err
+
+
+def last_line(err: str) -> str:
+    return (err.strip().splitlines() or [""])[-1]
 
 
 def fingerprint(ws: Path) -> dict:
@@ -173,7 +178,8 @@ def trial(base: Path, ws: Path, stage: str, duration: float, reference: dict, rn
     diff = sorted(k for k in set(reference) | set(got) if reference.get(k) != got.get(k))
     leftovers = temporaries(ws)
     return {"stage": stage, "killed_at": round(fraction, 3), "finished_before_kill": finished_first,
-            "rerun_rc": rc, "rerun_error": err if rc else "", "differs": diff, "torn_json": torn,
+            "rerun_rc": rc, "rerun_error": last_line(err) if rc else "", "rerun_stderr": err[-4000:] if rc else "",
+            "differs": diff, "torn_json": torn,
             "temporaries": leftovers,
             "ok": rc == 0 and not diff and not torn}
 
@@ -369,11 +375,33 @@ def bad_input(base: Path, ws: Path, work: Path, run_dir: Path, only: str = "") -
     return results
 
 
+def same_run_twice(base: Path, ws: Path, work: Path) -> dict:
+    """Two `modevo train` of one new run started together (the view is built): one trains, the other says
+    which PID holds the run and exits 2 (or, had the first finished already, reports it); one MLflow run."""
+    restore(base, ws)
+    argv = commands(ws)["train"][:-1] + [f"train.runs_dir={ws / 'runs2'}"]
+    env = {**workspace_env(ws), "MODEVO_LOCK_DIR": str(work / "job-lock")}
+    procs = [subprocess.Popen([sys.executable, "-m", "modevo", *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errs = [p.communicate()[1] for p in procs]
+    rcs = [p.returncode for p in procs]
+    db = sqlite3.connect(ws / "runs2" / "mlflow.db")
+    n_runs = db.execute("select count(*) from runs").fetchone()[0]
+    db.close()
+    refused = [e for e, rc in zip(errs, rcs) if rc == 2]
+    lines = [ln for ln in (refused[0] if refused else "").splitlines() if ln.strip()]
+    ok = sorted(rcs) in ([0, 0], [0, 2]) and n_runs == 1 and (not refused or (len(lines) == 1 and "PID" in lines[0]))
+    return {"case": "two trainers of one run at once", "what": "two `modevo train` of one new run started together",
+            "rc": max(rcs), "stderr_lines": len(lines), "line": lines[0] if lines else f"exit codes {rcs}",
+            "ok": ok, "note": f"exit codes {sorted(rcs)}, {n_runs} MLflow run(s) in the store", "temporaries": [],
+            "changed": [], "lost": [], "stderr_tail": "" if ok else "\n".join(errs)[-1500:]}
+
+
 def shorten(line: str, work: Path, root: Path, width: int = 200) -> str:
     """The line with the workspace's long paths named by short placeholders, cut at `width`."""
     ws = work / "ws"
     for pattern, short in ((rf"{ws}/cache/corpus/[0-9a-f]+/views/phone-[0-9a-f]+", "V"),
-                           (rf"{ws}/cache/corpus/[0-9a-f]+", "C"), (rf"{ws}/runs/smoke/phone/[^/: ]+", "R"),
+                           (rf"{ws}/cache/corpus/[0-9a-f]+", "C"), (rf"{ws}/runs2?/smoke/phone/[^/: ]+", "R"),
                            (rf"{work}/mnt/corpus/[0-9a-f]+", "<mnt>/C"), (rf"{work}/mnt/smoke/phone/[^/: ]+", "<mnt>/R"),
                            (str(ws / "cache"), "<cache>"), (str(ws / "runs"), "<runs>"), (str(work / "mnt"), "<mnt>"),
                            (str(root), ".")):
@@ -394,6 +422,8 @@ def run_bad_input(only: str = "") -> None:
         (run_dir,) = [p.parent for p in (ws / "runs").rglob("run.json")]
         shutil.copytree(ws, base, symlinks=True)
         results = bad_input(base, ws, work, run_dir, only)
+        if not only or only in "two trainers of one run at once":
+            results.append(same_run_twice(base, ws, work))
     print(f"faults --bad-input: {len(results)} cases; {machine()}")
     print(f"{'case':<34} exit  lines  ok   the line (cut at 200 characters; <mnt> is the tmpfs, <cache> and <runs> "
           "the workspace's, C the corpus folder, V the phone view's, R the run's)")
@@ -439,7 +469,7 @@ def main() -> None:
             restore(base, ws)
             duration, rc, err = run(ws, stage)
             if rc != 0:
-                raise SystemExit(f"faults: the uninterrupted {stage} run failed: {err}")
+                raise SystemExit(f"faults: the uninterrupted {stage} run failed: {last_line(err)}")
             reference = fingerprint(ws)
             after = work / f"snapshot-{i + 1}"
             shutil.copytree(ws, after, symlinks=True)  # the next stage starts from this one's output
