@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from modevo import __version__
-from modevo.cache import file_digest, read_run_json, stable_hash
+from modevo.cache import atomic_write_bytes, file_digest, read_run_json, stable_hash
 from modevo.config import to_dict
 from modevo.errors import ConfigError, InputError
 from modevo.train.callbacks import (Milestones, ResumePoint, TrainingProgress, Validation, checkpoint_step,
@@ -398,7 +398,8 @@ def train(stage: TrainStageConfig, progress: bool = True, wait: bool = False) ->
             return info
         if rank == 0:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(stage), sort_keys=False))
+            # atomic: a full disk must not leave a torn config.yaml that eval and report then read
+            atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(to_dict(stage), sort_keys=False).encode())
 
         torch.manual_seed(r.seed)
         dm = ViewDataModule(view, r.seq_len, r.batch_size, r.seed, total_steps=1, val_max_tokens=r.val_max_tokens)
