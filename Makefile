@@ -139,7 +139,7 @@ clean-cache:
 
 # performance: each script times modevo against a reference in the same run and prints its ratio last;
 # figures append to bench/out/*.jsonl (see bench/README.md, bench/RESULTS.md)
-BENCHES ?= train_throughput mfu eval_layerwise corpus_build memory gpu_train
+BENCHES ?= train_throughput mfu eval_layerwise corpus_build memory gpu_train verify_cost
 bench: setup test-long
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py $$([ $$b = mfu ] && echo --profile) || exit 1; done
 

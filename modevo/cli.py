@@ -132,13 +132,12 @@ def cmd_units_build(args) -> int:
     for name in stage.units.renderings:
         build_rendering(stage.corpus, name, progress=not args.no_progress)
     out = build_units(stage.units, stage.corpus, progress=not args.no_progress, rate_hz=rate)
-    import json
-
+    from modevo.cache import read_json
     from modevo.units.quality import QUALITY_HEADER, quality_columns
 
     print(f"{'units':<40}{QUALITY_HEADER}   (held-out, no silence)")
     for name, paths in out.items():
-        m = json.loads(paths.manifest.read_text())
+        m = read_json(paths.manifest, "delete it and rerun `modevo units build` (finished shards are kept)")
         label = f"{m['tokenizer']}{rate_suffix(rate)} @ {name}"  # as a view names it: mel-kmeans:25hz
         print(f"{label:<40}{quality_columns(m['vocab_size'], m['quality']['speech'])}")
     return 0
@@ -175,7 +174,7 @@ def cmd_train(args) -> int:
     if args.view:
         overrides.append(f"train.view={args.view}")
     stage = load(TrainStageConfig, args.config, overrides)
-    info = train(stage, progress=not args.no_progress)
+    info = train(stage, progress=not args.no_progress, wait=args.wait)
     if info.get("status") == "rank":  # another rank of a several-process run: rank zero reports
         return 0
     res = info["results"]
@@ -710,6 +709,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = stages.add_parser("train", help="train one view × model × budget × seed (resumes; tracked in MLflow)")
     _add_config_args(tr, progress=True)
     tr.add_argument("--view", default=None, help="shorthand for train.view=VIEW")
+    tr.add_argument("--wait", action="store_true",
+                    help="if another process is training this run, wait for it, then resume or report the run "
+                         "(default: say which process holds it and exit)")
     tr.add_argument("--dry-run", action=_DryRun, nargs=0, default=False,
                     help="print the plan (parameters, tokens per step, memory per GPU, GPU-hours per condition) "
                          "from the config alone: the model on the meta device, no corpus, view or device")
@@ -972,6 +974,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("modevo: interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
         return 130
+    except Exception as e:  # a full disk or an unwritable folder, anywhere in a command (wrapped or not): one line
+        from modevo.cache import fault_line
+
+        line = fault_line(e)
+        if line is None:
+            raise
+        print(f"modevo: error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

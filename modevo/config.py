@@ -149,6 +149,8 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder, not a YAML file: name a file in it (e.g. {path / 'smoke.yaml'})")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -224,3 +226,11 @@ def require(condition: bool, message: str) -> None:
     """Use in __post_init__ for value checks (negative sizes, empty ranges)."""
     if not condition:
         raise ValueError(message)
+
+
+def require_name(value: str, field: str) -> None:
+    """A config value that becomes one folder or file name: not empty, no path separator, not '.' or '..'
+    (else `train.scale=../x` would write outside runs_dir)."""
+    require(bool(value.strip()), f"{field} must not be empty")
+    require("/" not in value and "\\" not in value and "\0" not in value and value not in (".", ".."),
+            f"{field} {value!r} becomes a folder name: it must not hold '/', '\\' or be '.' or '..'")

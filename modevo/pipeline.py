@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import subprocess
@@ -22,13 +23,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from modevo.cache import cache_root, stable_hash
+from modevo.cache import atomic_write_json, cache_root, read_json, stable_hash
 from modevo.config import load, to_dict
 from modevo.errors import InputError
 from modevo.jobs import PARENT_ENV
 from modevo.machine import describe as describe_machine
 from modevo.frames import DEFAULT_RATE_HZ, rate_suffix
 from modevo.views.registry import parse_view
+
+log = logging.getLogger("modevo.pipeline")
 
 TEXT_SENTENCES_PER_S = 180.0
 AUDIO_REALTIME = 1000.0
@@ -109,7 +112,10 @@ def _train_rate(stage) -> float:
                        "threads": torch.get_num_threads()})
     path = cache_root(stage.corpus.cache_dir) / "plan" / f"train-rate-{key}.json"
     if path.is_file():
-        return json.loads(path.read_text())["tokens_per_s"]
+        try:
+            return float(json.loads(path.read_text())["tokens_per_s"])
+        except (ValueError, KeyError, TypeError):  # a torn cache entry: measured again
+            log.warning("%s is corrupt: measuring the training rate again", path)
     torch.manual_seed(0)
     model = GPT(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -125,8 +131,7 @@ def _train_rate(stage) -> float:
         opt.zero_grad()
         times.append(time.perf_counter() - t)
     rate = r.batch_size * r.seq_len / min(times[1:])  # the first step warms up
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"tokens_per_s": rate}))
+    atomic_write_json(path, {"tokens_per_s": rate})
     return rate
 
 
@@ -153,8 +158,9 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
     units_, _, corpus = corpus_plan(base.corpus)
     manifest_path = corpus.root / "manifest.json"
     corpus_done = manifest_path.is_file()
-    sentences = sum(v["sentences"] for v in json.loads(manifest_path.read_text())["stats"]["splits"].values()) \
+    manifest = read_json(manifest_path, "delete it and rerun `modevo corpus build` (finished shards are kept)") \
         if corpus_done else None
+    sentences = sum(v["sentences"] for v in manifest["stats"]["splits"].values()) if corpus_done else None
     max_sent = base.corpus.source.max_sentences_per_document
     guess = sentences or (len(units_) * (max_sent or 3000))
     steps.append(Step("corpus", f"{scale} text and phones ({len(units_)} work units)", corpus_done,
@@ -167,7 +173,7 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
     for name in renderings:
         done = False
         if corpus_done:
-            paths, _ = rendering_paths(base.corpus, corpus, json.loads(manifest_path.read_text()), name)
+            paths, _ = rendering_paths(base.corpus, corpus, manifest, name)
             done = paths.manifest.is_file()
         steps.append(Step("rendering", f"speech rendering '{name}'", done, None if done else audio_s / AUDIO_REALTIME,
                           mx + ["corpus", "build", "--config", str(configs / "corpus" / f"{scale}.yaml"),

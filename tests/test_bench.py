@@ -105,3 +105,10 @@ def test_precision_check_on_a_tiny_trained_run(tmp_path_factory, bench_out):
     for task in record["tasks"].values():
         assert 0 < task["pairs"] <= 40 and task["max_abs_diff_nats"] > 0  # bf16 is not fp32: it differs
         assert task["flips"] >= task["flips_beyond_tolerance"]
+
+
+def test_verify_cost_runs_tiny(bench_out):
+    out, last = bench("verify_cost", "--tokens", "200000", "--rows", "300", "--rounds", "1")
+    assert "the check (sha256 of every file)" in out and "sha256 of the view" in out and _ratio(last) > 0
+    record = json.loads((bench_out / "verify_cost.jsonl").read_text().splitlines()[-1])
+    assert record["tokens"] == 200000 and record["view_bytes"] > 400000

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from modevo.cache import atomic_dir, atomic_write_json, cache_root, clean_stale_tmp, stable_hash
+from modevo.cache import atomic_dir, atomic_write_json, cache_root, clean_stale_tmp, read_json, stable_hash
 from modevo.config import to_dict
 from modevo.corpus.config import TEXT_KEY_EXCLUDES, CorpusConfig
 from modevo.corpus.normalize import normalize, split_sentences
@@ -225,7 +225,8 @@ def build(cfg: CorpusConfig, progress: bool = True) -> CorpusPaths:
                 _write_shard(args)
                 bar.update(1)
     bar.close()
-    metas = [json.loads((paths.shards / f"{i:05d}" / "meta.json").read_text()) for i in range(len(units))]
+    metas = [read_json(paths.shards / f"{i:05d}" / "meta.json", _SHARD_AGAIN.format(paths.shards / f"{i:05d}"))
+             for i in range(len(units))]
     stats = aggregate(metas)
     if stats["splits"]["train"]["sentences"] == 0:
         raise InputError(f"corpus {cfg.name}: no sentence survived (skips: {stats['skips'] or 'none'}); "
@@ -265,17 +266,20 @@ def aggregate(metas: list[dict]) -> dict:
     return out
 
 
+_SHARD_AGAIN = "delete {} and rerun `modevo corpus build` (only that shard is rebuilt)"
+
+
 def load_manifest(cfg: CorpusConfig) -> tuple[dict, CorpusPaths]:
     _, _, paths = plan(cfg)
     if not paths.manifest.exists():
         raise InputError(f"corpus '{cfg.name}' is not built yet: run `modevo corpus build --config ...` first")
-    return json.loads(paths.manifest.read_text()), paths
+    return read_json(paths.manifest, "delete it and rerun `modevo corpus build` (finished shards are kept)"), paths
 
 
 def load_corpus(paths: CorpusPaths, split: str | None = None):
     """The corpus as one `datasets.Dataset` (optionally one split), shards in order."""
 
-    manifest = json.loads(paths.manifest.read_text())
+    manifest = read_json(paths.manifest, "delete it and rerun `modevo corpus build` (finished shards are kept)")
     ds = load_shards([paths.shards / f"{i:05d}" / "data" for i in range(manifest["shards"])])
     if split is not None:
         ds = ds.filter(lambda s: s == split, input_columns="split")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from modevo.config import require
+from modevo.config import require, require_name
 from modevo.corpus.render_config import SpeechConfig
 
 
@@ -102,7 +102,7 @@ class CorpusConfig:
 
     def __post_init__(self):
         require(self.num_proc > 0, "num_proc must be positive")
-        require(bool(self.name.strip()), "name must not be empty")
+        require_name(self.name, "name")  # a folder name (alignments/<name>-<aligner>)
 
 
 # Fields that change how the build runs but not what it writes: left out of the cache key.

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from modevo.cache import atomic_dir, atomic_write_json, clean_stale_tmp, stable_hash
+from modevo.cache import atomic_dir, atomic_write_json, clean_stale_tmp, read_json, stable_hash
 from modevo.config import to_dict
 from modevo.corpus import synth
-from modevo.corpus.build import CorpusPaths, load_manifest
+from modevo.corpus.build import _SHARD_AGAIN, CorpusPaths, load_manifest
 from modevo.corpus.config import CorpusConfig
 from modevo.corpus.render_config import RenderingConfig, draw
 from modevo.errors import InputError, MissingToolError
@@ -210,7 +210,8 @@ def build_rendering(cfg: CorpusConfig, name: str, progress: bool = True) -> Rend
             bar.update(1)
             bar.set_postfix(audio_h=f"{seconds / 3600:.2f}")
     bar.close()
-    metas = [json.loads((paths.shards / f"{i:05d}" / "meta.json").read_text()) for i in range(n)]
+    metas = [read_json(paths.shards / f"{i:05d}" / "meta.json", _SHARD_AGAIN.format(paths.shards / f"{i:05d}"))
+             for i in range(n)]
     stats = aggregate(metas, paths)
     atomic_write_json(paths.manifest, {
         "name": name, "key": paths.root.name, "stage_version": STAGE_VERSION, "corpus": manifest["content_hash"],
@@ -248,7 +249,7 @@ def build_renderings(cfg: CorpusConfig, names: list[str] | None = None, progress
 
 def load_rendering(paths: RenderingPaths):
 
-    manifest = json.loads(paths.manifest.read_text())
+    manifest = read_json(paths.manifest, "delete it and rerun `modevo corpus build` (finished shards are kept)")
     return load_shards([paths.shards / f"{i:05d}" / "data" for i in range(manifest["shards"])])
 
 
@@ -260,7 +261,7 @@ def iter_shard_audio(cfg: CorpusConfig, paths: RenderingPaths, index: int):
     rows = load_shard(paths.shards / f"{index:05d}" / "data")
     flac = paths.audio / f"{index:05d}.flac"
     if not flac.exists():
-        if json.loads(paths.manifest.read_text()).get("backend") == RECORDED_BACKEND:
+        if read_json(paths.manifest, "delete it and rerun `modevo corpus build` (finished shards are kept)").get("backend") == RECORDED_BACKEND:
             _regenerate_recorded(cfg, paths, index)
         else:
             _regenerate(cfg, paths, index, rows)
@@ -388,7 +389,8 @@ def _build_recorded(cfg: CorpusConfig, name: str, manifest: dict, corpus: Corpus
             _write_recorded_shard(args)
             bar.update(1)
     bar.close()
-    metas = [json.loads((paths.shards / f"{i:05d}" / "meta.json").read_text()) for i in range(n)]
+    metas = [read_json(paths.shards / f"{i:05d}" / "meta.json", _SHARD_AGAIN.format(paths.shards / f"{i:05d}"))
+             for i in range(n)]
     stats = aggregate(metas, paths)
     speech = manifest["stats"]["speech"]
     atomic_write_json(paths.manifest, {

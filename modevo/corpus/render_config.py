@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
-from modevo.config import require
+from modevo.config import require, require_name
 
 
 @dataclass
@@ -67,6 +67,7 @@ class SpeechConfig:
     allow_fallback: bool = True
 
     def __post_init__(self):
+        require_name(self.recorded, "recorded")  # the recorded rendering's folder
         for name, r in self.renderings.items():
             require(name.replace("-", "").replace("_", "").isalnum(), f"rendering name '{name}' must be alphanumeric")
             if r.role == "train":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from modevo.cache import read_json
 from modevo.corpus.build import SPLITS, load_manifest
 from modevo.corpus.config import CorpusConfig
 
@@ -24,7 +25,7 @@ def collect(cfg: CorpusConfig) -> dict:
     manifest, corpus = load_manifest(cfg)
     renderings = {}
     for paths in rendering_dirs(cfg):
-        m = json.loads(paths.manifest.read_text())
+        m = read_json(paths.manifest, "delete it and rerun `modevo corpus build` (finished shards are kept)")
         renderings[paths.root.name] = {k: m[k] for k in ("name", "voices", "fallback", "backend", "stats")}
     info = {"corpus": manifest, "renderings": renderings}
     measured = corpus.root / "aligner" / "boundary_error.json"  # `modevo corpus align --measure`

@@ -6,11 +6,11 @@ come from each run's latest scored checkpoint (<run>/eval/<ckpt>/summary.json, w
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modevo.cache import read_json, read_run_json
 from modevo.errors import InputError
 from modevo.score.runs import finished_runs, milestones
 from modevo.views.registry import parse_view
@@ -66,11 +66,11 @@ def collect(scale: str, runs_dir: str | Path = "runs", tracking_uri: str | None 
     for r, folder in finished_runs(runs_dir, tracking_uri, experiment, scale=scale):
         if not (folder / "run.json").is_file():
             continue
-        info = json.loads((folder / "run.json").read_text())
+        info = read_run_json(folder)
         run = Run(r.info.run_id, folder, r.data.tags["view"], int(r.data.tags.get("seed", 0)), dict(r.data.tags),
                   info.get("results", {}))
         for s in sorted((folder / "eval").glob("tokens-*/summary.json")):
-            run.evals[s.parent.name] = json.loads(s.read_text())["results"]
+            run.evals[s.parent.name] = read_json(s, f"delete it and rerun `modevo eval --run {folder}`")["results"]
         ckpts = milestones(folder)
         run.last_checkpoint = ckpts[-1].stem if ckpts else None
         if run.evals and not run.final:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modevo.cache import atomic_write_json, stable_hash
+from modevo.cache import atomic_write_json, read_json, read_run_json, stable_hash
 from modevo.config import load, to_dict
 from modevo.errors import InputError
 from modevo.score import stats
@@ -413,7 +413,11 @@ def scored(run_dir: Path, ckpt: Path, cfg: EvalConfig) -> dict | None:
     path = run_dir / "eval" / ckpt.stem / "summary.json"
     if not path.is_file():
         return None
-    done = json.loads(path.read_text())
+    try:
+        done = read_json(path, "scoring it again")
+    except InputError as e:  # a torn summary is a cache miss: the checkpoint is scored again
+        log.warning("%s", e)
+        return None
     if done.get("eval_config") != recorded_config(cfg) or done.get("protocol", {}).get("hash") != protocol(cfg.score)["hash"]:
         return None
     return done["results"]
@@ -513,7 +517,7 @@ def _evaluate(run_dir: Path, cfg: EvalConfig, progress: bool, log_mlflow: bool, 
     if not (run_dir / "config.yaml").is_file():
         raise InputError(f"{run_dir} is not a run folder (no config.yaml)")
     stage = load(TrainStageConfig, run_dir / "config.yaml")
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    info = read_run_json(run_dir)
     sc = cfg.score
     device = ranks.device(sc.device)
     ckpts = [Path(checkpoint)] if checkpoint is not None else checkpoints_of(run_dir, sc.checkpoints)
@@ -677,9 +681,10 @@ def _write_items(path: Path, tables, keep: set = frozenset()) -> None:
             tables.insert(0, old.filter(pa.array(mask)))
     if not tables:
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.concat_tables(tables, promote_options="default"), tmp)
-    tmp.replace(path)
+    from modevo.cache import atomic_file
+
+    with atomic_file(path) as tmp:  # a failed write (a full disk) leaves the previous table and no temporary
+        pq.write_table(pa.concat_tables(tables, promote_options="default"), tmp)
 
 
 def _fmt(e: dict) -> str:

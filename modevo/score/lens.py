@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modevo.cache import atomic_write_json
+from modevo.cache import atomic_write_json, read_run_json
 from modevo.errors import InputError
 
 log = logging.getLogger("modevo.score")
@@ -341,7 +341,7 @@ def latent_transcription(run_dir: str | Path, n_utterances: int = 200, ks=(1, 5,
 def log_lens(run_dir: Path, result: dict, path: Path) -> None:
     """lens/recall_at_<k>_<target> (and _lo, _hi) with step = layer, and lens.json as an artifact, to the run's
     MLflow entry (a run without one is left alone)."""
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    info = read_run_json(run_dir)
     if not info.get("mlflow_run_id") or not info.get("tracking_uri"):
         log.info("%s has no MLflow run: the lens results stay in %s", run_dir, path)
         return

@@ -23,9 +23,7 @@ model is identical to `fit` on the whole (the estimate depends on the merged hig
 
 from __future__ import annotations
 
-import os
 import zipfile
-from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -249,11 +247,10 @@ class NGramLM:
                   "end_token": np.array(self.end_token), "discounts": self.discounts}
         for k, table in enumerate(self.tables, 1):
             arrays.update(zip((f"keys{k}", f"alpha{k}", f"hist{k}", f"gamma{k}"), table))
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
+        from modevo.cache import atomic_file
+
+        with atomic_file(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path) -> NGramLM:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modevo.cache import atomic_write_json, stable_hash
+from modevo.cache import atomic_write_json, read_run_json, stable_hash
 from modevo.config import require
 from modevo.errors import ConfigError, InputError
 from modevo.views.registry import SEP_ID
@@ -453,7 +453,7 @@ def probe_run(run_dir: str | Path, cfg: ProbeConfig, milestone: str = "final", p
             "class_counts_train": {classes[k]: int(freq[k]) for k in np.argsort(-freq)[:20]},
             "layers": layers, "best_layer": int(max(layers, key=lambda r: r["acc"])["layer"])}
     bar.close()
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    info = read_run_json(run_dir)
     result = {
         "key": key, "view": spec.name, "condition": fam.condition_name(spec), "checkpoint": ckpt.name,
         "tokens_seen": int(payload.get("tokens", 0) or 0), "n_layer": model.config.n_layer, "run_dir": str(run_dir),
@@ -510,7 +510,7 @@ def log_probes(info: dict, result: dict, path: Path) -> None:
 
 def log_figures(run_dir: Path, result: dict, figures: list[Path]) -> None:
     """The probe figures (report/probes.py draws them) as artifacts of the run's MLflow entry, if it has one."""
-    info = json.loads((Path(run_dir) / "run.json").read_text()) if (Path(run_dir) / "run.json").is_file() else {}
+    info = read_run_json(run_dir)
     if not (info.get("mlflow_run_id") and info.get("tracking_uri")) or not figures:
         return
     from mlflow.tracking import MlflowClient

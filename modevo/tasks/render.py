@@ -24,13 +24,14 @@ import copy
 import dataclasses
 import json
 import logging
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from modevo.cache import atomic_dir, stable_hash
+from modevo.cache import atomic_dir, file_digest, read_json, stable_hash, verify_files
 from modevo.config import to_dict
 from modevo.corpus.build import sentence_row
 from modevo.corpus.phones import split_stress
@@ -199,7 +200,11 @@ class ItemRenderer:
         encoding = self.encoder.item_inputs["name"].replace("/", "_")
         root = self.ctx.corpus.root / "tasks" / f"{task.name}-{encoding}-{rendering}-{key}"
         if (root / "items.json").exists():
-            return _load(root, task, self.spec.name, rendering, key)
+            try:
+                return _load(root, task, self.spec.name, rendering, key)
+            except InputError as e:  # a cache entry: rendering it again is the natural repair
+                log.warning("%s; rendering it again", e)
+                shutil.rmtree(root, ignore_errors=True)
         out = {"correct": [], "incorrect": [], "context": [], "skipped": [], "in_vocab": [], "dropped": []}
         desc = f"render {task.name} → {self.spec.name}" + (f" @{rendering}" if rendering else "")
         self._audio_notes.clear()
@@ -229,7 +234,7 @@ class ItemRenderer:
                 "rendered_for": self.spec.name, "rendering": rendering,
                 "key": key, "skipped": out["skipped"], "skip_counts": dict(skipped),
                 "audio": self.audio_source(rendering), "audio_notes": dict(self._audio_notes),
-                "speakers": self._speakers(task, rendering)}))
+                "speakers": self._speakers(task, rendering), "files": {"items.npz": file_digest(tmp / "items.npz")}}))
         return _load(root, task, self.spec.name, rendering, key)
 
     def _speakers(self, task: TaskSet, rendering: str | None) -> dict | None:
@@ -319,7 +324,8 @@ def _unflatten(tokens: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 
 def _load(root: Path, task: TaskSet, view: str, rendering: str | None, key: str) -> RenderedTask:
-    meta = json.loads((root / "items.json").read_text())
+    meta = read_json(root / "items.json", f"delete {root}")
+    verify_files(root, meta.get("files", {}), "rendered task", f"delete {root}")
     with np.load(root / "items.npz", allow_pickle=False) as z:
         parts = {k: _unflatten(z[f"{k}_tokens"], z[f"{k}_offsets"]) for k in ("correct", "incorrect", "context")}
         in_vocab = z["in_vocab"].astype(bool)

@@ -20,13 +20,16 @@ import torch
 
 
 def save_weights(module, path: Path, extra: dict, state_dict: dict | None = None) -> None:
-    """Weights + the model config + what they are, loadable with torch.load(weights_only=True)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Weights + the model config + what they are, loadable with torch.load(weights_only=True). Written to a
+    temporary sibling that a failure (a full disk) removes: finished milestones are never touched."""
+    from modevo.cache import atomic_file
+
     state_dict = module.model.state_dict() if state_dict is None else state_dict
     payload = {"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
                "model_config": dataclasses.asdict(module.model.config), **extra}
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    nbytes = sum(v.numel() * v.element_size() for v in payload["state_dict"].values())
+    with atomic_file(path, nbytes) as tmp:
+        torch.save(payload, tmp)
 
 
 def model_state_dict(trainer, module) -> dict | None:
@@ -157,8 +160,16 @@ class ResumePoint(OnOptimizerStep):
         self.path, self.every = path, every
 
     def _save(self, trainer):
+        from modevo.cache import disk_full, is_disk_full
+
         tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; rank zero writes (then a barrier)
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; rank zero writes (then a barrier)
+        except BaseException as e:  # a full disk: the previous last.ckpt stays the resume point
+            tmp.unlink(missing_ok=True)
+            if is_disk_full(e):
+                raise disk_full(self.path, None, e.errno) from None
+            raise
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
 
@@ -185,9 +196,9 @@ def checkpoint_step(path: Path) -> int:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    from modevo.cache import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
 
 
 def _count(n: float) -> str:

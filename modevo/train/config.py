@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from modevo.config import require
+from modevo.config import require, require_name
 from modevo.train.model_config import ModelConfig
 from modevo.views.build import ViewsStageConfig
 
@@ -64,6 +64,7 @@ class RecipeConfig:
     experiment: str = "modevo"
 
     def __post_init__(self):
+        require_name(self.scale, "scale")  # runs/<scale>/<view>/...: never outside runs_dir
         for name in ("max_tokens", "batch_size", "seq_len", "val_every_tokens", "val_max_tokens", "milestones",
                      "checkpoint_every_steps", "devices", "num_nodes", "accumulate", "patience"):
             require(getattr(self, name) > 0, f"{name} must be positive")

@@ -125,10 +125,8 @@ def export_hf(run_dir: str | Path, milestone: str = "final", out: str | Path | N
               force: bool = False) -> Path:
     """Write a run's milestone as a LlamaForCausalLM folder; returns the folder."""
     import torch
-    from safetensors.torch import save_file
 
     from modevo.train.model_config import ModelConfig
-    from modevo.train.run import code_version
 
     run_dir = Path(run_dir)
     ckpt = find_milestone(run_dir, milestone)
@@ -153,6 +151,22 @@ def export_hf(run_dir: str | Path, milestone: str = "final", out: str | Path | N
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        _write_export(tmp, hf_cfg, tensors, vocab, run_dir, ckpt, milestone, payload, cfg)
+    except BaseException:  # a full disk: no half-written export left beside the finished ones
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if folder.exists():
+        shutil.rmtree(folder)  # an earlier export (or, with force, whatever was there)
+    tmp.replace(folder)
+    return folder
+
+
+def _write_export(tmp: Path, hf_cfg, tensors, vocab, run_dir, ckpt, milestone, payload, cfg) -> None:
+    from safetensors.torch import save_file
+
+    from modevo.train.run import code_version
+
     hf_cfg.save_pretrained(tmp)
     from transformers import GenerationConfig
 
@@ -170,7 +184,3 @@ def export_hf(run_dir: str | Path, milestone: str = "final", out: str | Path | N
         "code_version": code_version(),
         "mapping": "qkv rows → q_proj | k_proj | v_proj; gate_up rows → gate_proj | up_proj; rope rotate-half "
                    "(Hugging Face's layout, no permutation); lm_head tied to embed_tokens where tie_embeddings"})
-    if folder.exists():
-        shutil.rmtree(folder)  # an earlier export (or, with force, whatever was there)
-    tmp.replace(folder)
-    return folder

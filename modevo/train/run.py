@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from modevo import __version__
-from modevo.cache import file_digest, stable_hash
+from modevo.cache import atomic_write_bytes, file_digest, read_run_json, stable_hash
 from modevo.config import to_dict
 from modevo.errors import ConfigError, InputError
 from modevo.train.callbacks import (Milestones, ResumePoint, TrainingProgress, Validation, checkpoint_step,
@@ -135,6 +135,38 @@ def store_lock(uri: str):
         try:
             yield
         finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, wait: bool = False):
+    """Hold <run_dir>/.lock (fcntl.flock, released by the kernel when the process dies, so a killed trainer
+    never blocks a rerun) while one process trains the run; the holder's PID is written in it."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / ".lock"
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            holder = f"PID {holder}" if holder.isdigit() else holder
+            if not wait:
+                raise InputError(f"run {run_dir} is being trained by {holder}: let it finish (rerun then reports "
+                                 f"or resumes it), or pass --wait to start when it does") from None
+            log.info("run %s is being trained by %s: waiting for it", run_dir, holder)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
@@ -323,13 +355,16 @@ def resolve_precision(r) -> str:
     return "bf16-mixed" if bf16_supported() else "32-true"
 
 
-def train(stage: TrainStageConfig, progress: bool = True) -> dict:
+def train(stage: TrainStageConfig, progress: bool = True, wait: bool = False) -> dict:
     """Train (or resume, or report) one run; returns run.json's content (on a rank other than zero, of a
     several-process run: {"status": "rank", "rank": r, "run_dir": ...}).
 
     Several processes (train.devices × train.num_nodes > 1) each run this function: rank zero builds the
     view, creates the MLflow run and writes run.json, the milestones and last.ckpt; the others take the view
-    from it and train their share of every step's batch."""
+    from it and train their share of every step's batch.
+
+    A run folder has one trainer at a time (`run_lock`): another one refuses, or with `wait` waits for it
+    and then resumes (or reports) the run where it stands."""
     quiet_libraries()
     import lightning as L
     import torch
@@ -351,124 +386,128 @@ def train(stage: TrainStageConfig, progress: bool = True) -> dict:
     stage_before_vocab, stage = stage, dataclasses.replace(stage, model=model_cfg)
 
     run_dir = Path(r.runs_dir) / r.scale / spec.folder / f"{r.budget}-seed{r.seed}-{run_key(stage)}"
-    ckpt_dir = run_dir / "checkpoints"
-    info_path = run_dir / "run.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    if info.get("status") == "finished":
+    # one trainer per run folder, taken before the MLflow run exists: a second would train into the same
+    # folder and leave an orphan MLflow run
+    with run_lock(run_dir, wait) if rank == 0 else contextlib.nullcontext():
+        ckpt_dir = run_dir / "checkpoints"
+        info_path = run_dir / "run.json"
+        info = read_run_json(run_dir)
+        if info.get("status") == "finished":
+            if rank == 0:
+                log.info("run %s is finished (MLflow run %s)", run_dir, info.get("mlflow_run_id"))
+            return info
         if rank == 0:
-            log.info("run %s is finished (MLflow run %s)", run_dir, info.get("mlflow_run_id"))
-        return info
-    if rank == 0:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(stage), sort_keys=False))
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            # atomic: a full disk must not leave a torn config.yaml that eval and report then read
+            atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(to_dict(stage), sort_keys=False).encode())
 
-    torch.manual_seed(r.seed)
-    dm = ViewDataModule(view, r.seq_len, r.batch_size, r.seed, total_steps=1, val_max_tokens=r.val_max_tokens)
-    if dm.windows_per_epoch < 1:
-        raise InputError(f"view {spec.name} has {len(dm.train_stream)} training tokens, fewer than one window of "
-                         f"{r.seq_len + 1}: lower train.seq_len or use a larger corpus")
-    total = steps_for(r.budget, budget_tokens_of(r, spec, view.manifest), r.epochs, dm.windows_per_epoch,
-                      r.batch_size, r.seq_len)
-    last = ckpt_dir / "last.ckpt"
-    start = checkpoint_step(last) if last.exists() else 0
-    dm.total_steps, dm.start_step = total, start
-    valid = dm.validation_loader(r.micro_batch)
-    if len(valid.dataset) == 0:
-        raise InputError(f"view {spec.name} has no validation window of {r.seq_len + 1} tokens: lower train.seq_len")
+        torch.manual_seed(r.seed)
+        dm = ViewDataModule(view, r.seq_len, r.batch_size, r.seed, total_steps=1, val_max_tokens=r.val_max_tokens)
+        if dm.windows_per_epoch < 1:
+            raise InputError(f"view {spec.name} has {len(dm.train_stream)} training tokens, fewer than one window of "
+                             f"{r.seq_len + 1}: lower train.seq_len or use a larger corpus")
+        total = steps_for(r.budget, budget_tokens_of(r, spec, view.manifest), r.epochs, dm.windows_per_epoch,
+                          r.batch_size, r.seq_len)
+        last = ckpt_dir / "last.ckpt"
+        start = checkpoint_step(last) if last.exists() else 0
+        dm.total_steps, dm.start_step = total, start
+        valid = dm.validation_loader(r.micro_batch)
+        if len(valid.dataset) == 0:
+            raise InputError(f"view {spec.name} has no validation window of {r.seq_len + 1} tokens: lower train.seq_len")
 
-    precision = resolve_precision(r)
-    # the global batch and how it is split: recorded, and the same math whatever the split
-    layout = {"global_batch": r.batch_size, "micro_batch": r.micro_batch, "accumulate": r.accumulate,
-              "devices": r.devices, "num_nodes": r.num_nodes, "world_size": r.world_size,
-              "strategy": make_strategy_name(r), "activation_checkpointing": r.activation_checkpointing}
-    logger = None
-    if rank == 0:
-        tags = {"view": spec.name, "paper_name": spec.paper_name, "factors": ",".join(factors_of(spec)) or "none",
-                "scale": r.scale, "budget": r.budget, "seed": str(r.seed),
-                "corpus_hash": view.manifest["inputs"]["corpus"], "view_hash": view.manifest["content_hash"],
-                "code_version": code_version(), "precision": precision, "tokenizer": spec.tokenizer or "",
-                "rendering": spec.rendering or "", "run_dir": str(run_dir), "variant": run_variant(stage, spec),
-                **{k: str(v) for k, v in layout.items()}}
-        Path(r.runs_dir).mkdir(parents=True, exist_ok=True)
-        # with the default sqlite store, artifacts would otherwise land in ./mlruns of whatever the cwd is
-        artifacts = None if r.tracking_uri else str((Path(r.runs_dir) / "artifacts").resolve())
-        with store_lock(tracking_uri(stage)):  # creating the store, the experiment or a run races another trainer
-            if not info.get("mlflow_run_id"):
-                with_store_retries(lambda: ensure_experiment(tracking_uri(stage), r.experiment, artifacts),
-                                   "creating the experiment")
-            logger = _store_logger_class()(experiment_name=r.experiment, run_name=f"{spec.name} {r.budget} s{r.seed}",
-                                           tracking_uri=tracking_uri(stage), tags=tags,
-                                           run_id=info.get("mlflow_run_id"), artifact_location=artifacts)
-            with_store_retries(lambda: logger.run_id, "opening the run")  # creates or finds the experiment and run
-            if not info.get("mlflow_run_id"):
-                logger.log_hyperparams(_flat(to_dict(stage)))
-                with_store_retries(lambda: logger.experiment.log_artifact(logger.run_id, str(run_dir / "config.yaml")),
-                                   "storing the config")
-        info.update(mlflow_run_id=logger.run_id, status="running", run_dir=str(run_dir), view=spec.name,
-                    tracking_uri=tracking_uri(stage), total_steps=total, layout=layout)
-        write_json(info_path, info)
-        if r.world_size > 1:
-            hand_over(stage_before_vocab, view_root)
-            if r.accelerator == "cpu":  # the node's cores shared by its processes (they inherit the variables)
-                share_threads(r.devices)
-
-    module = LanguageModel(model_cfg, r, total)
-    if r.init_from and start == 0:  # a resume restores its own weights from last.ckpt
-        info["init_from"] = warm_start(module.model, r.init_from, view.vocab)
+        precision = resolve_precision(r)
+        # the global batch and how it is split: recorded, and the same math whatever the split
+        layout = {"global_batch": r.batch_size, "micro_batch": r.micro_batch, "accumulate": r.accumulate,
+                  "devices": r.devices, "num_nodes": r.num_nodes, "world_size": r.world_size,
+                  "strategy": make_strategy_name(r), "activation_checkpointing": r.activation_checkpointing}
+        logger = None
         if rank == 0:
+            tags = {"view": spec.name, "paper_name": spec.paper_name, "factors": ",".join(factors_of(spec)) or "none",
+                    "scale": r.scale, "budget": r.budget, "seed": str(r.seed),
+                    "corpus_hash": view.manifest["inputs"]["corpus"], "view_hash": view.manifest["content_hash"],
+                    "code_version": code_version(), "precision": precision, "tokenizer": spec.tokenizer or "",
+                    "rendering": spec.rendering or "", "run_dir": str(run_dir), "variant": run_variant(stage, spec),
+                    **{k: str(v) for k, v in layout.items()}}
+            Path(r.runs_dir).mkdir(parents=True, exist_ok=True)
+            # with the default sqlite store, artifacts would otherwise land in ./mlruns of whatever the cwd is
+            artifacts = None if r.tracking_uri else str((Path(r.runs_dir) / "artifacts").resolve())
+            with store_lock(tracking_uri(stage)):  # creating the store, the experiment or a run races another trainer
+                if not info.get("mlflow_run_id"):
+                    with_store_retries(lambda: ensure_experiment(tracking_uri(stage), r.experiment, artifacts),
+                                       "creating the experiment")
+                logger = _store_logger_class()(experiment_name=r.experiment, run_name=f"{spec.name} {r.budget} s{r.seed}",
+                                               tracking_uri=tracking_uri(stage), tags=tags,
+                                               run_id=info.get("mlflow_run_id"), artifact_location=artifacts)
+                with_store_retries(lambda: logger.run_id, "opening the run")  # creates or finds the experiment and run
+                if not info.get("mlflow_run_id"):
+                    logger.log_hyperparams(_flat(to_dict(stage)))
+                    with_store_retries(lambda: logger.experiment.log_artifact(logger.run_id, str(run_dir / "config.yaml")),
+                                       "storing the config")
+            info.update(mlflow_run_id=logger.run_id, status="running", run_dir=str(run_dir), view=spec.name,
+                        tracking_uri=tracking_uri(stage), total_steps=total, layout=layout)
             write_json(info_path, info)
-            log.info("initialised from %s: %d tensors copied, %d token rows shared", info["init_from"]["checkpoint"],
-                     len(info["init_from"]["copied"]), info["init_from"]["shared_tokens"])
-    tokens_per_step = r.batch_size * r.seq_len
-    budget_tokens = total * tokens_per_step
-    milestones = sorted({max(tokens_per_step, budget_tokens // 2 ** k) for k in range(r.milestones)})
-    extra = {"view": spec.name, "run_dir": str(run_dir), "mlflow_run_id": info.get("mlflow_run_id"), "vocab": view.vocab}
-    validation = Validation(valid, max(1, r.val_every_tokens // tokens_per_step),
-                            r.patience if r.budget == "converged" else None, run_dir)
-    trainer = L.Trainer(
-        max_steps=total, max_epochs=-1, accelerator=r.accelerator, devices=r.devices, num_nodes=r.num_nodes,
-        strategy=make_strategy(r), precision=precision, accumulate_grad_batches=r.accumulate,
-        gradient_clip_val=r.grad_clip or None, logger=logger if logger is not None else False,
-        use_distributed_sampler=False,  # the loader yields this rank's share of each step (data.StepBatches)
-        limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=progress,
-        enable_model_summary=False, deterministic=True if r.accelerator == "cpu" else "warn", log_every_n_steps=10,
-        callbacks=[TrainingProgress(dm.windows_per_epoch), validation,
-                   Milestones(ckpt_dir, [m for m in milestones if m > start * tokens_per_step], extra),
-                   ResumePoint(last, r.checkpoint_every_steps)] + ([token_progress_bar()] if progress else []))
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if start else None)
-    if rank != 0:
-        return {"status": "rank", "rank": rank, "run_dir": str(run_dir)}
+            if r.world_size > 1:
+                hand_over(stage_before_vocab, view_root)
+                if r.accelerator == "cpu":  # the node's cores shared by its processes (they inherit the variables)
+                    share_threads(r.devices)
 
-    steps = trainer.global_step
-    final = ckpt_dir / f"tokens-{steps * tokens_per_step:012d}.pt"
-    if not final.exists() and module._sharded_wrapper() is None:
-        # killed between the last step's last.ckpt and the final weights: Lightning restores a run already at
-        # max_steps without running its on_train_end, so the weights it restored are saved here
-        save_weights(module, final, {**extra, "tokens": steps * tokens_per_step, "step": steps})
-    with torch.device("meta"):  # the shape's counts, whatever the strategy did to the live parameters
-        from modevo.train.model import GPT
+        module = LanguageModel(model_cfg, r, total)
+        if r.init_from and start == 0:  # a resume restores its own weights from last.ckpt
+            info["init_from"] = warm_start(module.model, r.init_from, view.vocab)
+            if rank == 0:
+                write_json(info_path, info)
+                log.info("initialised from %s: %d tensors copied, %d token rows shared", info["init_from"]["checkpoint"],
+                         len(info["init_from"]["copied"]), info["init_from"]["shared_tokens"])
+        tokens_per_step = r.batch_size * r.seq_len
+        budget_tokens = total * tokens_per_step
+        milestones = sorted({max(tokens_per_step, budget_tokens // 2 ** k) for k in range(r.milestones)})
+        extra = {"view": spec.name, "run_dir": str(run_dir), "mlflow_run_id": info.get("mlflow_run_id"), "vocab": view.vocab}
+        validation = Validation(valid, max(1, r.val_every_tokens // tokens_per_step),
+                                r.patience if r.budget == "converged" else None, run_dir)
+        trainer = L.Trainer(
+            max_steps=total, max_epochs=-1, accelerator=r.accelerator, devices=r.devices, num_nodes=r.num_nodes,
+            strategy=make_strategy(r), precision=precision, accumulate_grad_batches=r.accumulate,
+            gradient_clip_val=r.grad_clip or None, logger=logger if logger is not None else False,
+            use_distributed_sampler=False,  # the loader yields this rank's share of each step (data.StepBatches)
+            limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=progress,
+            enable_model_summary=False, deterministic=True if r.accelerator == "cpu" else "warn", log_every_n_steps=10,
+            callbacks=[TrainingProgress(dm.windows_per_epoch), validation,
+                       Milestones(ckpt_dir, [m for m in milestones if m > start * tokens_per_step], extra),
+                       ResumePoint(last, r.checkpoint_every_steps)] + ([token_progress_bar()] if progress else []))
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if start else None)
+        if rank != 0:
+            return {"status": "rank", "rank": rank, "run_dir": str(run_dir)}
 
-        counts = GPT(model_cfg).param_counts()
-    results = {"tokens_seen": steps * tokens_per_step, "steps": steps,
-               "epochs": steps * r.batch_size / dm.windows_per_epoch,
-               "final_valid_loss": validation.history[-1]["valid_loss"] if validation.history else None,
-               "best_valid_loss": validation.best, "params_total": counts["total"],
-               "params_non_embedding": counts["non_embedding"], "stopped_early": steps < total,
-               "tokens_per_word": view.manifest["tokens_per_word"], "global_batch": r.batch_size}
-    if "units" in view.manifest:  # speech views: the unit quality the report puts beside factor C
-        u = view.manifest["units"]
-        results["units"] = {"tokenizer": u["tokenizer"], "vocab_size": u["vocab_size"],
-                            "quality": u["quality"]["speech"]}
-    logger.log_metrics({"final_valid_loss": results["final_valid_loss"] or float("nan"),
-                        "epochs_seen": results["epochs"]}, step=results["tokens_seen"])
-    for k in ("params_total", "params_non_embedding"):
-        logger.experiment.set_tag(logger.run_id, k, str(results[k]))
-    logger.experiment.set_tag(logger.run_id, "checkpoints", ",".join(sorted(p.name for p in ckpt_dir.glob("tokens-*.pt"))))
-    logger.finalize("FINISHED")
-    info.update(status="finished", results=results, validation=validation.history,
-                checkpoints=sorted(str(p) for p in ckpt_dir.glob("tokens-*.pt")))
-    write_json(info_path, info)
-    return info
+        steps = trainer.global_step
+        final = ckpt_dir / f"tokens-{steps * tokens_per_step:012d}.pt"
+        if not final.exists() and module._sharded_wrapper() is None:
+            # killed between the last step's last.ckpt and the final weights: Lightning restores a run already at
+            # max_steps without running its on_train_end, so the weights it restored are saved here
+            save_weights(module, final, {**extra, "tokens": steps * tokens_per_step, "step": steps})
+        with torch.device("meta"):  # the shape's counts, whatever the strategy did to the live parameters
+            from modevo.train.model import GPT
+
+            counts = GPT(model_cfg).param_counts()
+        results = {"tokens_seen": steps * tokens_per_step, "steps": steps,
+                   "epochs": steps * r.batch_size / dm.windows_per_epoch,
+                   "final_valid_loss": validation.history[-1]["valid_loss"] if validation.history else None,
+                   "best_valid_loss": validation.best, "params_total": counts["total"],
+                   "params_non_embedding": counts["non_embedding"], "stopped_early": steps < total,
+                   "tokens_per_word": view.manifest["tokens_per_word"], "global_batch": r.batch_size}
+        if "units" in view.manifest:  # speech views: the unit quality the report puts beside factor C
+            u = view.manifest["units"]
+            results["units"] = {"tokenizer": u["tokenizer"], "vocab_size": u["vocab_size"],
+                                "quality": u["quality"]["speech"]}
+        logger.log_metrics({"final_valid_loss": results["final_valid_loss"] or float("nan"),
+                            "epochs_seen": results["epochs"]}, step=results["tokens_seen"])
+        for k in ("params_total", "params_non_embedding"):
+            logger.experiment.set_tag(logger.run_id, k, str(results[k]))
+        logger.experiment.set_tag(logger.run_id, "checkpoints", ",".join(sorted(p.name for p in ckpt_dir.glob("tokens-*.pt"))))
+        logger.finalize("FINISHED")
+        info.update(status="finished", results=results, validation=validation.history,
+                    checkpoints=sorted(str(p) for p in ckpt_dir.glob("tokens-*.pt")))
+        write_json(info_path, info)
+        return info
 
 
 def make_strategy_name(r) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modevo.cache import atomic_dir, atomic_write_json, clean_stale_tmp, stable_hash
+from modevo.cache import atomic_dir, atomic_write_json, clean_stale_tmp, read_json, stable_hash
 from modevo.corpus.build import CorpusPaths, load_manifest
 from modevo.corpus.config import CorpusConfig
 from modevo.corpus.render import RenderingPaths, iter_shard_audio
@@ -43,6 +43,7 @@ log = logging.getLogger("modevo.units")
 # Bump when the same inputs and config would give different tokenizers or units.
 STAGE_VERSION = "units-1"
 HELDOUT = ("valid", "test")
+_SHARD_AGAIN = "delete {} and rerun `modevo units build` (only that shard is rebuilt)"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def rendering_manifest(paths: RenderingPaths) -> dict:
     if not paths.manifest.is_file():
         raise InputError(f"rendering '{paths.name}' is not built ({paths.manifest} is missing): "
                          "run `modevo corpus build` first")
-    return json.loads(paths.manifest.read_text())
+    return read_json(paths.manifest, "delete it and rerun `modevo corpus build` (finished shards are kept)")
 
 
 # -- which utterances train the tokenizer ----------------------------------------------------------------
@@ -295,7 +296,8 @@ def encode_rendering(corpus_cfg: CorpusConfig, rendering: RenderingPaths, tokeni
             bar.set_postfix(audio_h=f"{seconds / 3600:.2f}")
     bar.close()
     scores = unit_quality(out)
-    metas = [json.loads((out.shards / f"{i:05d}" / "meta.json").read_text()) for i in range(n)]
+    metas = [read_json(out.shards / f"{i:05d}" / "meta.json", _SHARD_AGAIN.format(out.shards / f"{i:05d}"))
+             for i in range(n)]
     tm = read_manifest(tokenizer_folder)
     atomic_write_json(out.manifest, {
         "rendering": rendering.name, "rendering_key": rendering.root.name, "stage_version": STAGE_VERSION,
@@ -312,7 +314,7 @@ def unit_quality(out: UnitsPaths) -> dict:
     to quality.json. Reported without silence frames (the main figure: pauses are trivially pure) and with."""
     counts: dict = {}
     for meta in sorted(out.shards.glob("*/meta.json")):
-        quality.add_counts(counts, json.loads(meta.read_text())["heldout_counts"])
+        quality.add_counts(counts, read_json(meta, _SHARD_AGAIN.format(meta.parent))["heldout_counts"])
     result = {"split": "+".join(HELDOUT), "speech": quality.scores(quality.drop(counts, (SILENCE,))),
               "with_silence": quality.scores(counts)}
     atomic_write_json(out.quality, result)
@@ -324,7 +326,7 @@ def load_units(paths: UnitsPaths):
 
     if not paths.manifest.is_file():
         raise InputError(f"units for rendering '{paths.rendering}' are not built ({paths.manifest} is missing)")
-    n = json.loads(paths.manifest.read_text())["shards"]
+    n = read_json(paths.manifest, "delete it and rerun `modevo units build` (finished shards are kept)")["shards"]
     return load_shards([paths.shards / f"{i:05d}" / "data" for i in range(n)])
 
 

@@ -13,7 +13,8 @@ import json
 import logging
 from pathlib import Path
 
-from modevo.cache import atomic_dir
+from modevo.cache import atomic_dir, file_digest, read_json, verify_files
+from modevo.errors import InputError
 
 log = logging.getLogger("modevo.views")
 
@@ -57,11 +58,20 @@ def train_bpe(sentences: list[str], vocab_size: int, out_root: Path, family: str
         (tmp / "sp.model").write_bytes(model.getvalue())
         (tmp / "manifest.json").write_text(json.dumps({"family": family, "vocab_size": vocab_size,
                                                        "train_sentences_sha256": digest.hexdigest(),
-                                                       "stage_version": STAGE_VERSION}, indent=1))
+                                                       "stage_version": STAGE_VERSION,
+                                                       "files": {"sp.model": file_digest(tmp / "sp.model")}}, indent=1))
     return folder
 
 
 def load_bpe(folder: Path):
+    """The sentencepiece model of a folder train_bpe wrote, checked against the sha256 recorded then."""
     import sentencepiece as spm
 
-    return spm.SentencePieceProcessor(model_file=str(Path(folder) / "sp.model"))
+    folder = Path(folder)
+    again = f"delete {folder} and rerun `modevo views build` (the BPE model is trained again)"
+    if (folder / "manifest.json").is_file():
+        verify_files(folder, read_json(folder / "manifest.json", again).get("files", {}), "BPE model", again)
+    try:
+        return spm.SentencePieceProcessor(model_file=str(folder / "sp.model"))
+    except (OSError, RuntimeError) as e:  # an unchecked (older) model that is torn
+        raise InputError(f"BPE model {folder / 'sp.model'} cannot be read ({str(e).strip()[:120]}); {again}") from None

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from modevo.cache import atomic_dir, stable_hash
+from modevo.cache import atomic_dir, file_digest, read_json, stable_hash, verify_files
 from modevo.corpus.build import CorpusPaths, build, load_corpus, load_manifest
 from modevo.corpus.config import CorpusConfig
 from modevo.corpus.render import RenderingPaths, build_rendering
@@ -93,7 +93,7 @@ class ViewData:
 
     @cached_property
     def ids(self) -> list[str]:
-        return json.loads((self.root / "ids.json").read_text())
+        return read_json(self.root / "ids.json", f"delete {self.root} and rerun `modevo views build`")
 
     @cached_property
     def splits(self) -> list[str]:
@@ -202,7 +202,7 @@ class ViewContext:
             # a rendering outside units.renderings is encoded with their codebook, never trained on
             rate = {} if rate_hz == DEFAULT_RATE_HZ else {"rate_hz": rate_hz}
             paths = build_units(ucfg, self.stage.corpus, progress=self.progress, also=[rendering], **rate)[rendering]
-            self._cache[key] = (paths, json.loads(paths.manifest.read_text()))
+            self._cache[key] = (paths, read_json(paths.manifest, "delete it and rerun `modevo units build` (finished shards are kept)"))
         return self._cache[key]
 
 
@@ -272,6 +272,8 @@ def build_view(spec: ViewSpec, ctx: ViewContext) -> Path:
             "empty_utterances": int((lengths == 0).sum()), **summary, **info, **enc.stats(),
         }
         (tmp / "vocab.json").write_text(json.dumps(enc.vocab))
+        # sha256 of every file, checked by load_view: a changed or torn file is never trained or scored on
+        manifest["files"] = {p.name: file_digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
     return root
 
@@ -378,16 +380,20 @@ def build_views(stage: ViewsStageConfig, names: list[str] | None = None, progres
     return out
 
 
-def load_view(root: Path) -> ViewData:
-    """A built view, memory-mapped (nothing is read into memory but the index and the vocabulary)."""
+def load_view(root: Path, verify: bool = True) -> ViewData:
+    """A built view, memory-mapped (nothing is read into memory but the index and the vocabulary). `verify`
+    checks every file against the sha256 recorded when it was written (one read of the streams)."""
     root = Path(root)
     if not (root / "manifest.json").exists():
         raise InputError(f"{root} is not a built view (no manifest.json)")
-    manifest = json.loads((root / "manifest.json").read_text())
+    again = f"delete {root} and rerun `modevo views build`"
+    manifest = read_json(root / "manifest.json", again)
+    if verify:
+        verify_files(root, manifest.get("files", {}), "view", again)  # views built before digests: unchecked
     if not (root / "stream-train.npy").exists():
         raise InputError(f"{root} was built by an older modevo (stage {manifest.get('stage_version')}, no "
                          f"stream-train.npy): run `modevo views build` again")
-    return ViewData(spec=parse_view(manifest["view"]), root=root, vocab=json.loads((root / "vocab.json").read_text()),
+    return ViewData(spec=parse_view(manifest["view"]), root=root, vocab=read_json(root / "vocab.json", again),
                     manifest=manifest, index=np.load(root / "index.npy", mmap_mode="r"),
                     split_codes=np.load(root / "splits.npy", mmap_mode="r"),
                     streams={s: np.load(root / f"stream-{s}.npy", mmap_mode="r") for s in SPLITS})

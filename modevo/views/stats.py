@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from modevo.cache import read_json
 from modevo.corpus.build import load_manifest
 from modevo.views.build import ViewsStageConfig, view_settings
 from modevo.units.quality import QUALITY_HEADER, quality_columns
@@ -18,7 +18,7 @@ def find_views(stage: ViewsStageConfig) -> dict[str, Path]:
     settings = view_settings(stage.views)
     found: dict[str, Path] = {}
     for m in sorted((corpus.root / "views").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime):
-        man = json.loads(m.read_text())
+        man = read_json(m, f"delete {m.parent} and rerun `modevo views build`")
         if man["view"] in wanted and man["settings"] == settings:
             found[man["view"]] = m.parent
     return found
@@ -26,7 +26,7 @@ def find_views(stage: ViewsStageConfig) -> dict[str, Path]:
 
 def _speech_seconds(corpus_root: Path, rendering: str) -> float | None:
     for m in sorted((corpus_root / "renderings").glob(f"{rendering}-*/manifest.json")):
-        return json.loads(m.read_text())["stats"]["hours"] * 3600
+        return read_json(m, "delete it and rerun `modevo corpus build` (finished shards are kept)")["stats"]["hours"] * 3600
     return None
 
 
@@ -34,7 +34,7 @@ def collect_views(stage: ViewsStageConfig, roots: dict[str, Path]) -> dict:
     _, corpus = load_manifest(stage.corpus)
     out = {}
     for name, root in roots.items():
-        out[name] = json.loads((Path(root) / "manifest.json").read_text())
+        out[name] = read_json(Path(root) / "manifest.json", f"delete {root} and rerun `modevo views build`")
     base = out.get("text-bpe", {}).get("tokens")
     seconds = _speech_seconds(corpus.root, stage.views.mean_from)
     for m in out.values():
