@@ -19,6 +19,10 @@ def cpu_model() -> str:
 
 
 THREADS_ENV = "MODEVO_THREADS"  # the thread count a heavy command uses, when the user sets one
+# set_threads exports OMP_NUM_THREADS for libraries; this marks the value as modevo's own guess, which a child
+# step must not take for the user's setting: a campaign that started beside another job (half the cores)
+# would otherwise hand its one thread to every training it runs for hours after that job ended
+CHOSEN_ENV = "MODEVO_THREADS_CHOSEN"
 
 
 def usable_cores() -> int:
@@ -34,7 +38,8 @@ def choose_threads(shared: bool = False) -> tuple[int, str]:
     half of them (at least one) when another modevo job already runs here. Oversubscribed OpenMP threads
     spin-wait for each other: on a loaded 2-core machine two threads per process made small operations
     50-100x slower than one (ENVIRONMENT.md), so the count is set, never left to the library."""
-    for env in (THREADS_ENV, "OMP_NUM_THREADS"):
+    inherited_guess = CHOSEN_ENV in os.environ and os.environ[CHOSEN_ENV] == os.environ.get("OMP_NUM_THREADS")
+    for env in (THREADS_ENV,) + (() if inherited_guess else ("OMP_NUM_THREADS",)):
         value = os.environ.get(env, "").strip()
         if value.isdigit() and int(value) > 0:
             return int(value), f"{env}={value}"
@@ -55,6 +60,10 @@ def set_threads(shared: bool = False) -> tuple[int, str]:
     n, why = choose_threads(shared)
     for env in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[env] = str(n)
+    if why.startswith(THREADS_ENV) or why.startswith("OMP_NUM_THREADS"):
+        os.environ.pop(CHOSEN_ENV, None)  # the user's count: children keep it
+    else:
+        os.environ[CHOSEN_ENV] = str(n)
     if "torch" in sys.modules:  # imported already (in-process callers): the variables came too late
         import torch
 

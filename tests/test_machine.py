@@ -18,7 +18,7 @@ def test_summary_names_cores_and_gpu():
 def test_thread_count_is_chosen_never_left_to_the_library(monkeypatch):
     from modevo.machine import choose_threads, set_threads, usable_cores
 
-    for env in ("MODEVO_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # restored after the test
+    for env in ("MODEVO_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MODEVO_THREADS_CHOSEN"):  # restored after
         monkeypatch.delenv(env, raising=False)
     assert choose_threads() == (usable_cores(), f"{usable_cores()} usable cores")
     assert choose_threads(shared=True)[0] == max(1, usable_cores() // 2)
@@ -45,3 +45,27 @@ def test_local_ranks_share_the_cores(monkeypatch):
         monkeypatch.delenv(env, raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert choose_threads()[0] == max(1, usable_cores() // 2)
+
+
+def test_a_campaigns_own_guess_is_not_inherited_as_the_users_setting(monkeypatch):
+    """`modevo factor` started beside another job takes half the cores and exports OMP_NUM_THREADS; its steps,
+    started later, decide again (the other job may be long gone) — unless the user set the count."""
+    import torch
+
+    from modevo.machine import choose_threads, set_threads
+
+    for env in ("MODEVO_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MODEVO_THREADS_CHOSEN"):
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.setattr("modevo.machine.usable_cores", lambda: 4)
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(shared=True)[0] == 2 and os.environ["OMP_NUM_THREADS"] == "2"
+        assert choose_threads() == (4, "4 usable cores")  # a step of that campaign: its own decision
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user changed it for this child: honoured
+        assert choose_threads() == (3, "OMP_NUM_THREADS=3")
+        monkeypatch.delenv("MODEVO_THREADS_CHOSEN")
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's own setting from the start
+        assert set_threads(shared=True) == (1, "OMP_NUM_THREADS=1") and "MODEVO_THREADS_CHOSEN" not in os.environ
+        assert choose_threads() == (1, "OMP_NUM_THREADS=1")
+    finally:
+        torch.set_num_threads(before)
