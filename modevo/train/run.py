@@ -519,10 +519,12 @@ def share_threads(local_processes: int) -> None:
     import torch
 
     from modevo.jobs import PARENT_ENV
+    from modevo.machine import CHOSEN_ENV
 
     n = max(1, torch.get_num_threads() // local_processes)
     for env in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[env] = str(n)
+    os.environ.pop(CHOSEN_ENV, None)  # a deliberate split: the ranks keep it
     os.environ[PARENT_ENV] = "1"  # the ranks it starts are its own steps, not another job to warn about
     torch.set_num_threads(n)
 
