@@ -15,13 +15,13 @@ single layer is weaker evidence than a run of layers, and the table lists them a
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
 
 from modevo.errors import InputError
 from modevo.report.collect import Run, collect, condition_label
+from modevo.report.tables import markdown_rows, to_csv
 from modevo.views.registry import parse_view
 
 log = logging.getLogger("modevo.report")
@@ -88,17 +88,8 @@ def lens_verdicts(label: str, result: dict, k: str) -> list[dict]:
     return rows
 
 
-def _md_table(rows: list[dict]) -> list[str]:
-    cols = list(rows[0])
-    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + [
-        "| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-
-
 def _csv(rows: list[dict], path: Path) -> Path:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    path.write_text(to_csv(rows))
     return path
 
 
@@ -161,7 +152,7 @@ def _write_md(scale, path: Path, chosen: dict[str, Run], probe_rows, lens_rows, 
                   f"Kept (some layer's 95% interval above the majority class's upper bound and the shuffled-label "
                   f"probe): {'; '.join(kept) or 'none'}.", "",
                   f"Cannot tell (no layer clear of both controls): {'; '.join(unsure) or 'none'}.", "",
-                  *_md_table(probe_rows), "",
+                  *markdown_rows(probe_rows), "",
                   f"Probes: {cfg.recorded()}. Figures: probe_<name>.png (solid: accuracy with its band; dashed: "
                   "majority class; dotted: shuffled-label probe). Each layer's interval is 95% on its own; the "
                   "table lists every layer clear of the controls, not only the best.", ""]
@@ -170,7 +161,7 @@ def _write_md(scale, path: Path, chosen: dict[str, Run], probe_rows, lens_rows, 
                   *[f"- {r['condition']}, {r['target']}: recall@{k} peaks at layer {r['peak layer']} with "
                     f"{r['recall@k']}% against {r['shuffled']}% for shuffled targets — {r['verdict']}."
                     for r in lens_rows], "",
-                  *_md_table(lens_rows), "", "Figure: lens.png; every number: lens.csv.", ""]
+                  *markdown_rows(lens_rows), "", "Figure: lens.png; every number: lens.csv.", ""]
     else:
         lines += ["No condition has text tokens in its vocabulary, so the lens was not read "
                   "(make interleave trains the conditions that have).", ""]

@@ -346,10 +346,15 @@ def _columns(rows: list[dict]) -> list[str]:
     return cols
 
 
-def to_markdown(rows: list[dict], title: str, notes: list[str]) -> str:
+def markdown_rows(rows: list[dict]) -> list[str]:
+    """The lines of one markdown table (header, rule, a line a row); a missing cell is blank."""
     cols = _columns(rows)
-    out = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + [
+        "| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+
+
+def to_markdown(rows: list[dict], title: str, notes: list[str]) -> str:
+    out = [f"# {title}", ""] + markdown_rows(rows)
     return "\n".join(out + [""] + [f"- {n}" for n in notes]) + "\n"
 
 
