@@ -193,3 +193,14 @@ def test_missing_wuggy_is_a_missing_tool_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "wuggy", None)  # import wuggy → ImportError
     with pytest.raises(MissingToolError, match="wuggy"):
         swuggy._generator.__wrapped__(99.0)
+
+
+def test_no_progress_reaches_the_swuggy_build(monkeypatch):
+    """`modevo eval --no-progress` must silence sWUGGY's word bar too: load_tasks hands its flag to the build."""
+    from modevo.tasks.config import TasksConfig
+    from modevo.tasks.registry import load_tasks
+
+    seen = []
+    monkeypatch.setattr(swuggy, "build_swuggy", lambda rows, cfg, cache, progress=True: seen.append(progress) or "set")
+    assert load_tasks(TasksConfig(), toy_rows(), None, names=["swuggy"], progress=False) == ["set"]
+    assert seen == [False]

@@ -540,7 +540,7 @@ def _evaluate(run_dir: Path, cfg: EvalConfig, progress: bool, log_mlflow: bool, 
     own = renderer.test_renderings()[0]
     renderings = renderer.test_renderings() if sc.test_renderings is None or own is None else \
         [own] + [r for r in sc.test_renderings if r != own]
-    tasks = load_tasks(cfg.tasks, renderer.ctx.rows, renderer.ctx.corpus.root / "tasks")
+    tasks = load_tasks(cfg.tasks, renderer.ctx.rows, renderer.ctx.corpus.root / "tasks", progress=progress)
     rendered = []
     for t in tasks:  # a released benchmark is tested on its own audio only (speech views)
         heads = renderer.test_renderings(t)

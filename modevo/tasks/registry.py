@@ -18,7 +18,8 @@ from modevo.tasks.config import TasksConfig, unknown_task
 log = logging.getLogger("modevo.tasks")
 
 
-def load_task(name: str, cfg: TasksConfig, rows: list[dict] | None = None, cache: Path | None = None) -> TaskSet:
+def load_task(name: str, cfg: TasksConfig, rows: list[dict] | None = None, cache: Path | None = None,
+              progress: bool = True) -> TaskSet:
     if name == "sblimp":
         from modevo.tasks.blimp import load_blimp
 
@@ -27,7 +28,7 @@ def load_task(name: str, cfg: TasksConfig, rows: list[dict] | None = None, cache
     if name == "swuggy":
         from modevo.tasks.swuggy import build_swuggy
 
-        return build_swuggy(_need(rows, name), cfg.swuggy, cache)
+        return build_swuggy(_need(rows, name), cfg.swuggy, cache, progress)
     if name in ("tsc-topic", "tsc-in-document"):
         from modevo.tasks.storycloze import build_tsc
 
@@ -66,14 +67,14 @@ DRAWN_FROM_CORPUS = ("swuggy", "tsc-topic", "tsc-in-document", "word-order")
 
 
 def load_tasks(cfg: TasksConfig, rows: list[dict] | None = None, cache: Path | None = None,
-               names: list[str] | None = None) -> list[TaskSet]:
+               names: list[str] | None = None, progress: bool = True) -> list[TaskSet]:
     """The named tasks. One drawn from the corpus that this corpus cannot supply (a tiny corpus has no
     far-away in-document distractor) is a logged skip, so the other tasks are still scored; a task read
     from a file the user gave fails loudly."""
     out = []
     for n in names or cfg.names:
         try:
-            out.append(load_task(n, cfg, rows, cache))
+            out.append(load_task(n, cfg, rows, cache, progress))
         except InputError as e:
             if n not in DRAWN_FROM_CORPUS:
                 raise
