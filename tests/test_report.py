@@ -113,10 +113,19 @@ def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
 
 
 def test_factor_report_names_the_missing_condition(runs_dir, tmp_path, capsys):
-    assert main(["report", "--scale", "smoke", "--factor", "A", "--runs-dir", str(runs_dir),
-                 "--out", str(tmp_path / "r")]) == 2
+    # views the user names must all be there: one line naming the first that is not
+    assert main(["report", "--scale", "smoke", "--views", "text-bpe,text-char", "--runs-dir", str(runs_dir),
+                 "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no scored smoke run of text-char" in err and "modevo train" in err
+    # a factor reports the pairs it has, and its tables name the condition still missing
+    assert main(["report", "--scale", "smoke", "--factor", "A", "--runs-dir", str(runs_dir),
+                 "--out", str(tmp_path / "r")]) == 0
+    assert "no scored smoke run of text-char yet" in capsys.readouterr().err
+    for name in ("table3.md", "table4.md"):
+        assert "not yet scored, so absent from these tables: text-char" in (tmp_path / "r" / name).read_text()
+    prov = json.loads((tmp_path / "r" / "provenance.json").read_text())
+    assert set(prov["runs"]) == {"text-bpe", "phone-bpe", "phone"}
 
 
 def test_mixed_task_sets_are_refused(runs_dir, tmp_path):

@@ -4,6 +4,7 @@ LaTeX; Figs. 1, 2 and 4 as PNG; provenance.json naming every run, task-set hash 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from modevo.report.tables import breakdown_rows, compact, grid_rows, paper_note,
 from modevo.frames import DEFAULT_RATE_HZ, rate_suffix
 from modevo.views.registry import DEFAULT_TOKENIZER, factor_views, parse_view
 
+log = logging.getLogger("modevo.report")
+
 
 def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "runs", tracking_uri: str | None = None,
            factor: str | None = None, views: list[str] | None = None, tokenizer: str = DEFAULT_TOKENIZER) -> dict:
@@ -22,15 +25,20 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
     runs = collect(scale, runs_dir, tracking_uri)
     conditions = by_condition(runs)
     wanted = views or (factor_views(factor, tokenizer) if factor else None)
+    absent: list[str] = []
     if wanted:
         wanted = [parse_view(v).name for v in wanted]
         missing = [v for v in wanted if v not in conditions]
-        if missing:
+        if missing and (views or len(missing) == len(wanted)):  # the user named these views: all must be there
             v = missing[0]
             raise InputError(f"no scored {scale} run of {v}: make it with `modevo train --config "
                              f"configs/train/{scale}.yaml --view {v}` then `modevo eval --all --scale {scale}`"
                              + (f" ({len(missing) - 1} more condition(s) missing)" if len(missing) > 1 else ""))
-        conditions = {v: conditions[v] for v in wanted}
+        if missing:  # a factor's tables from the conditions it has, and a note naming the rest
+            log.warning("factor %s: no scored %s run of %s yet; reporting the other conditions", factor, scale,
+                        ", ".join(missing))
+            absent = missing
+        conditions = {v: conditions[v] for v in wanted if v in conditions}
     if not conditions:
         raise InputError(f"no scored runs of scale {scale} in {runs_dir}: run `modevo eval --all --scale {scale}`")
     hashes = check_hashes([r for rs in conditions.values() for r in rs])
@@ -41,13 +49,16 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
              f"{protocol['tie_tolerance_nats']} nats = 0.5, {protocol['ci']}",
              "accuracy in % with 95% CI (cluster bootstrap where items share a document; over seeds × items with "
              "several seeds); baselines beside each task", paper_note()]
+    absent_note = [f"not yet scored, so absent from these tables: {', '.join(absent)} (`make factor-"
+                   f"{str(factor).lower()} SCALE={scale}` runs what is missing)"] if absent else []
+    notes += absent_note
     t4, t3 = table4(conditions), table3(conditions)
     files = write_table(t4, out, "table4", f"Table 4 ({scale}): accuracy per condition and task", notes)
     files += write_table(compact(t4), out, "table4_compact", f"Table 4 at a glance ({scale})", notes + [
         "each cell: model accuracy [95% CI] · SW shorter-wins · 3g n-gram · WO word overlap (tSC), each baseline "
         "marked ✓ model beats it, ✗ model below it, ≈ cannot tell (paired 95% CI, seed 0); paper* as in Table 4"])
     if t3:
-        files += write_table(t3, out, "table3", f"Table 3 ({scale}): factor deltas (after − before)", notes[:3] + [
+        files += write_table(t3, out, "table3", f"Table 3 ({scale}): factor deltas (after − before)", notes[:3] + absent_note + [
             "delta with paired 95% CI on the items both conditions rendered; 'cannot tell' = the CI spans 0 and "
             "equivalence within ±2 points is not shown; MDE = minimum detectable difference at 80% power"])
     grid = grid_rows(conditions)
