@@ -109,6 +109,30 @@ def test_figures_hold_chance_bands_and_one_legend_outside(draw, tmp_path, monkey
     plt.close(fig)
 
 
+@pytest.mark.parametrize("words", [False, True])
+def test_panels_scored_once_share_the_range_of_the_tracked_ones(words, tmp_path, monkeypatch):
+    """Most tasks are scored at the final checkpoint only (score.milestone_tasks): their panels keep the x
+    range of the tracked task's, not a range squeezed around one point."""
+    import matplotlib.pyplot as plt
+
+    kept = {}
+    monkeypatch.setattr(plt, "close", lambda fig: kept.setdefault("fig", fig))
+    conditions = fake_runs(CONDITIONS[:4])
+    for runs in conditions.values():
+        evals = runs[0].evals
+        for name in list(evals)[:-1]:  # earlier checkpoints: sWUGGY only
+            evals[name] = {k: v for k, v in evals[name].items() if k == "eval/swuggy"}
+    training_curves(conditions, tmp_path / "f.png", HASHES, words=words)
+    fig = kept["fig"]
+    mains = {ax.get_title(): ax for ax in fig.axes if ax.get_title() in TASKS}
+    tracked = mains.pop("swuggy").get_xlim()
+    lo, hi = tracked
+    assert hi / lo > 8  # the tracked panel spans the checkpoints (125k → 1M tokens)
+    for title, ax in mains.items():
+        assert ax.get_xlim() == pytest.approx(tracked), title
+    plt.close(fig)
+
+
 def render(folder: str = "/tmp/figs") -> list[Path]:
     """The figures of the fabricated conditions, to look at: python -c 'import tests.test_figures as t; t.render()'."""
     out = Path(folder)

@@ -209,6 +209,8 @@ def training_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[s
     seeds = max(len(rs) for rs in conditions.values())
     epoch = [r.results["tokens_seen"] / r.results["epochs"] for rs in conditions.values() for r in rs[:1]
              if r.results.get("epochs")]
+    span: list[float] = []  # every x drawn: panels scored at the final checkpoint only share the others' range
+    logged = []
     for (ax, strip), key in zip(pairs, keys):
         values = _baselines(strip, conditions, key)
         drawn = 0
@@ -228,15 +230,20 @@ def training_curves(conditions: dict[str, list[Run]], path: Path, hashes: dict[s
                 ax.errorbar(xs, ms, yerr=[[ms[0] - los[0]], [his[0] - ms[0]]], color=st["color"], lw=1, capsize=3)
             ax.plot(xs, ms, lw=1.4, ms=4, **st)
             values += los + his
+            span += xs
             drawn += 1
         if epoch and not words:  # beyond it the smallest view repeats its data: compare at equal tokens below it
             ax.axvline(min(epoch), color="black", lw=0.7, ls="--")
+            span.append(min(epoch))
         if drawn:
             _log_axis(ax)
+            logged.append(ax)
         else:
             ax.text(0.5, 0.5, "no run records its tokens per word" if words else "no scored checkpoint",
                     ha="center", fontsize=8, transform=ax.transAxes)
         _frame(ax, strip, values, key.removeprefix("eval/"), "words seen" if words else "training tokens seen")
+    for ax in logged:  # one x range for every panel (a log axis: a constant factor of margin either side)
+        ax.set_xlim(min(span) / 1.4, max(span) * 1.4)
     extra = [(Line2D([], [], color="black", lw=0.7, ls="--"), "one epoch of\nthe smallest view")] \
         if epoch and not words else []
     _legend(fig, conditions, extra)
