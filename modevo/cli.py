@@ -225,7 +225,7 @@ def cmd_eval(args) -> int:
     # (run folder, checkpoint or None): a checkpoint named on the command line is scored alone
     todo = [(resolve_run(r, args.runs_dir, args.tracking_uri), r if r.endswith(".pt") else None) for r in args.run or []]
     if args.all:
-        todo += [(f, None) for f in find_runs(args.runs_dir, args.tracking_uri, scale=args.scale)]
+        todo += [(f, None) for f in find_runs(args.runs_dir, args.tracking_uri, scale=args.scale, weights=True)]
         if not todo:
             raise InputError(f"no finished runs{' of scale ' + args.scale if args.scale else ''} in {args.runs_dir}")
     for folder, ckpt in dict.fromkeys(todo):
@@ -290,7 +290,7 @@ def cmd_generate(args) -> int:
     todo = [resolve_run(r, args.runs_dir, args.tracking_uri) for r in args.run or []]
     if args.all:
         views = args.views.split(",") if args.views else None
-        todo += find_runs(args.runs_dir, args.tracking_uri, scale=args.scale, views=views)
+        todo += find_runs(args.runs_dir, args.tracking_uri, scale=args.scale, views=views, weights=True)
         if not todo:
             raise InputError(f"no finished runs{' of scale ' + args.scale if args.scale else ''} in {args.runs_dir}")
     sample_cfg = SampleConfig(prompts=args.prompts, seeds=args.seeds, device=args.device)
@@ -380,6 +380,27 @@ def cmd_report(args) -> int:
                    ["condition", "seeds", "tokens_seen", "epochs", *TASK_ORDER])
     print(f"wrote {len(out['files'])} files to {out['files'][0].parent}")
     return 0
+
+
+def cmd_runs_pack(args) -> int:
+    from modevo.report.bundles import pack
+
+    done = pack(args.scale, args.out, args.runs_dir, args.tracking_uri,
+                views=args.views.split(",") if args.views else None)
+    print(f"packed {len(done['packed'])} run(s) into {args.out}; {done['unchanged']} unchanged since their last "
+          f"pack; {done['unscored']} not scored yet")
+    return 0
+
+
+def cmd_runs_unpack(args) -> int:
+    from modevo.report.bundles import unpack
+
+    done = unpack(args.source, args.runs_dir, args.tracking_uri)
+    print(f"unpacked {len(done['unpacked'])} run(s) into {args.runs_dir}; {done['present']} already there; "
+          f"{len(done['skipped'])} skipped")
+    for bundle, why in done["skipped"]:
+        print(f"  skipped {bundle}: {why}", file=sys.stderr)
+    return 1 if done["skipped"] else 0
 
 
 def _plan_args(args):
@@ -860,6 +881,22 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--runs-dir", default="runs")
     rp.add_argument("--tracking-uri", default=None)
     rp.set_defaults(func=cmd_report)
+
+    runs_cmds = _commands(stages, "runs", "scored runs as portable bundles (no weights), to report seeds from "
+                          "several machines together")
+    pk = runs_cmds.add_parser("pack", help="bundle every finished, scored run of a scale: run.json, config, "
+                              "summaries, item scores, MLflow record → OUT/<view>/<run>/")
+    pk.add_argument("--scale", default="cpu", help=SCALE_HELP)
+    pk.add_argument("--out", required=True, help="bundle folder, e.g. results/cpu/runs (a run packed again replaces "
+                    "its bundle only when it changed)")
+    pk.add_argument("--views", default=None, metavar="A,B", help="only these conditions")
+    _add_store_args(pk)
+    pk.set_defaults(func=cmd_runs_pack)
+    up = runs_cmds.add_parser("unpack", help="register the bundles under a folder as finished MLflow runs in "
+                              "--runs-dir (once each), so `modevo report` includes them")
+    up.add_argument("source", help="a folder of bundles (modevo runs pack --out)")
+    _add_store_args(up)
+    up.set_defaults(func=cmd_runs_unpack)
 
     return parser
 

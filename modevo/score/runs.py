@@ -4,9 +4,12 @@ Runs are found through their MLflow tags (run_dir, scale, view), never by parsin
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from modevo.errors import InputError
+
+log = logging.getLogger("modevo.score")
 
 
 def milestones(run_dir: str | Path) -> list[Path]:
@@ -75,7 +78,15 @@ def finished_runs(runs_dir: str | Path = "runs", tracking_uri: str | None = None
 
 
 def find_runs(runs_dir: str | Path = "runs", tracking_uri: str | None = None, scale: str | None = None,
-              views: list[str] | None = None, experiment: str = "modevo") -> list[Path]:
-    """Folders of the finished training runs (of a scale, of some views), oldest first."""
+              views: list[str] | None = None, experiment: str = "modevo", weights: bool = False) -> list[Path]:
+    """Folders of the finished training runs (of a scale, of some views), oldest first. `weights`: only runs
+    whose checkpoints are here (a run unpacked from a bundle was scored elsewhere and has none: counted, logged)."""
     found = finished_runs(runs_dir, tracking_uri, experiment, **({"scale": scale} if scale else {}))
-    return list(dict.fromkeys(folder for r, folder in found if not views or r.data.tags.get("view") in views))
+    folders = list(dict.fromkeys(folder for r, folder in found if not views or r.data.tags.get("view") in views))
+    if not weights:
+        return folders
+    kept = [f for f in folders if milestones(f)]
+    if len(kept) < len(folders):
+        log.info("%d finished run(s) without checkpoints here (unpacked bundles, scored elsewhere) left out",
+                 len(folders) - len(kept))
+    return kept
