@@ -308,7 +308,9 @@ def _log_time(path: Path, step: Step, started: float, code: int, what: str) -> N
     machine = describe_machine(with_torch=False)
     rec = {"stage": step.stage, "what": what, "seconds": round(time.time() - started, 1), "exit": code,
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "host": machine["host"],
-           "cpus": machine["cpus"], "command": step.command[2:]}
+           "cpus": machine["cpus"], "processor": machine["processor"], "command": step.command[2:]}
+    if hasattr(os, "getloadavg"):  # was the machine busy? (15-min load at the end ≈ the load during a long step)
+        rec["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(rec) + "\n")

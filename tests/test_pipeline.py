@@ -107,7 +107,7 @@ def test_factor_a_end_to_end_prints_its_table3_rows(novels, cache, tmp_path, cap
     assert (tmp_path / "results" / "table3.md").is_file() and (tmp_path / "results" / "fig2_layers.png").is_file()
     times = [json.loads(ln) for ln in (tmp_path / "runs" / "smoke" / "pipeline-times.jsonl").read_text().splitlines()]
     assert [t["stage"] for t in times] == ["corpus"] + ["train"] * 4 + ["eval", "generate"]  # each run, timed once
-    assert all(t["exit"] == 0 and t["seconds"] > 0 for t in times)
+    assert all(t["exit"] == 0 and t["seconds"] > 0 and t["processor"] and t["cpus"] for t in times)
     assert times[-2]["what"] == ("scoring text-bpe seed 0, phone-bpe seed 0, text-char seed 0, phone seed 0 "
                                  "(and any other unscored run of the scale)")  # which runs the one eval step was for
     judged = sorted((tmp_path / "runs").glob("smoke/*/*/samples/*/judged.json"))

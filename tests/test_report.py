@@ -152,6 +152,14 @@ def test_wall_times_per_stage_from_the_pipeline_log(runs_dir, tmp_path):
     assert lines[1].startswith("| corpus | smoke text")
     assert "| train | phone seed 0 (tokens) | 2026-11-25T00:00:00Z | 2 | 12.0 |" in md  # the killed attempt counts
     assert "| train | all train |  |  | 13.0 |" in md and lines[-1].startswith("| total |") and "| 13.5 |" in lines[-1]
+    # the host and its load beside each step: the same step takes 2-3x longer on another CPU or beside a job
+    with open(log, "a") as f:
+        f.write(json.dumps({"stage": "eval", "what": "scoring phone", "seconds": 60.0, "exit": 0, "cpus": 2,
+                            "started": "2026-12-04T18:00:00Z", "processor": "AMD EPYC",
+                            "load_at_end": [2.5, 2.2, 1.94]}) + "\n")
+    report("smoke", tmp_path / "r", runs_dir)
+    md = (tmp_path / "r" / "wall_times.md").read_text()
+    assert "| eval | scoring phone | 2026-12-04T18:00:00Z | 1 | 1.0 | AMD EPYC ×2, load 1.9 |" in md
     log.write_text("not json\n")
     with pytest.raises(InputError, match="line 1 is not JSON"):
         report("smoke", tmp_path / "r", runs_dir)

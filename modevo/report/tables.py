@@ -303,6 +303,14 @@ def units_table(conditions: dict[str, list[Run]]) -> list[dict]:
     return rows
 
 
+def _host(rec: dict) -> str:
+    """'AMD EPYC ×2, load 1.9': the same step runs 2-3× slower on another host or beside another job."""
+    if not rec.get("processor"):
+        return ""
+    load = rec.get("load_at_end")
+    return f"{rec['processor']} ×{rec.get('cpus', '?')}" + (f", load {load[2]:.1f}" if load else "")
+
+
 def wall_times(path: Path) -> list[dict]:
     """The pipeline's recorded wall time per step (`modevo factor` appends them), with a subtotal per stage
     in data-flow order. A step's attempts are summed: a killed attempt's work is what its resume goes on from."""
@@ -329,6 +337,7 @@ def wall_times(path: Path) -> list[dict]:
             sub += secs
             rows.append({"stage": stage, "step": k[1], "first started (UTC)": min(r["started"] for r in recs),
                          "attempts": len(recs), "minutes": f"{secs / 60:.1f}",
+                         "machine": "; ".join(dict.fromkeys(_host(r) for r in recs if _host(r))),
                          "source": "; ".join(dict.fromkeys(r.get("source", "timed by modevo factor") for r in recs))})
         rows.append({"stage": stage, "step": f"all {stage}", "first started (UTC)": "", "attempts": "",
                      "minutes": f"{sub / 60:.1f}", "source": ""})
