@@ -145,7 +145,8 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
     from modevo.corpus.render import rendering_paths
     from modevo.score.config import EvalConfig
     from modevo.generate.evaluate import judged_of
-    from modevo.score.evaluate import checkpoints_of, scored
+    from modevo.score.evaluate import scored
+    from modevo.score.runs import milestones, recorded_milestones
 
     runs_dir, configs = Path(runs_dir), Path(configs)
     eval_path = Path(eval_config) if eval_config else configs / "eval" / f"{scale}.yaml"
@@ -216,8 +217,13 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
                               mx + ["train", "--config", str(configs / "train" / f"{scale}.yaml"), "--view", spec.name,
                                     f"train.seed={seed}", f"train.budget={budget}", f"views.tokenizer={tokenizer}",
                                     *overrides, f"train.runs_dir={runs_dir}", "--no-progress"]))
-            scored_ok = folder is not None and all(scored(folder, c, ecfg) is not None
-                                                   for c in checkpoints_of(folder, ecfg.score.checkpoints))
+            ckpts = recorded_milestones(folder) if folder is not None else []
+            weightless = folder is not None and not milestones(folder)  # unpacked: scored elsewhere, not here
+            ckpts = ckpts if sc.checkpoints == "all" else ckpts[-1:]
+            scored_ok = bool(ckpts) and all(scored(folder, c, ecfg) is not None for c in ckpts)
+            if weightless and not scored_ok:
+                log.warning("%s has no weights here (unpacked) and is not scored under this eval config; it "
+                            "cannot be scored again here, so the report may refuse its protocol", folder)
             n_ckpt = stage.train.milestones if sc.checkpoints == "all" else 1
             grid = len(spec.view_family.test_renderings(spec, list(base.corpus.speech.renderings)))
             encoding = spec.view_family.item_encoding(spec)
@@ -231,12 +237,14 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
             # two sides a pair, read at ~2x the training tokens/s (measured here: small padded batches and
             # per-layer read-outs keep scoring from the ~3x a forward's share of a training step would give)
             score_s = (last + (n_ckpt - 1) * earlier) / rate
-            steps.append(Step("eval", f"{spec.name} seed {seed}: {', '.join(ecfg.tasks.names)}", scored_ok,
-                              None if scored_ok else render_s + score_s,
+            done = scored_ok or weightless  # nothing this machine could run for a weightless run
+            steps.append(Step("eval", f"{spec.name} seed {seed}: {', '.join(ecfg.tasks.names)}", done,
+                              None if done else render_s + score_s,
                               mx + ["eval", "--all", "--scale", scale, "--config", str(eval_path), "--runs-dir",
                                     str(runs_dir), *eval_overrides, "--no-progress"]))
             if generate:
-                judged = folder is not None and judged_of(folder, checkpoints_of(folder, "final")[0].stem) is not None
+                last = recorded_milestones(folder)[-1:] if folder is not None else []
+                judged = weightless or (bool(last) and judged_of(folder, last[0].stem) is not None)
                 steps.append(Step("generate", f"{spec.name} seed {seed}: continuations, judged", judged,
                                   None if judged else _generate_s(spec, rate),
                                   mx + ["generate", "--all", "--scale", scale, "--views", ",".join(s.name for s in specs),

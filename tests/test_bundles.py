@@ -108,6 +108,30 @@ def test_cli_pack_and_a_folder_without_bundles(source, tmp_path, capsys):
     assert err.count("\n") == 0 and "holds no run bundle" in err
 
 
+def test_an_unpacked_run_keeps_its_milestones_and_continuations(source, tmp_path):
+    """Without weights, the run's recorded milestones still say which checkpoint is final (so an earlier one
+    never stands in), and its judged continuations come along for the continuation column."""
+    from modevo.report.collect import collect
+    from modevo.score.runs import recorded_milestones
+
+    folder = source / "smoke" / "phone" / "tokens-seed0"
+    info = json.loads((folder / "run.json").read_text())
+    names = ["tokens-000000000500.pt", "tokens-000000001000.pt"]
+    info["checkpoints"] = [str(folder / "checkpoints" / n) for n in names]
+    (folder / "run.json").write_text(json.dumps(info))
+    judged = folder / "samples" / "tokens-000000001000" / "judged.json"
+    judged.parent.mkdir(parents=True)
+    judged.write_text(json.dumps({"ppl": 123.4}))
+    pack("smoke", tmp_path / "bundles", source)
+    dest = tmp_path / "b"
+    unpack(tmp_path / "bundles", dest)
+    there = dest / "smoke" / "phone" / "tokens-seed0"
+    assert [p.name for p in recorded_milestones(there)] == names and not (there / "checkpoints").exists()
+    assert json.loads((there / "samples" / "tokens-000000001000" / "judged.json").read_text()) == {"ppl": 123.4}
+    (run,) = [r for r in collect("smoke", dest) if r.view == "phone"]
+    assert run.last_checkpoint == "tokens-000000001000" and run.final
+
+
 def test_eval_all_leaves_unpacked_runs_alone(source, tmp_path):
     """`modevo eval --all` (and so `make paper`) must not stop at a run that has no weights here."""
     from modevo.score.runs import find_runs

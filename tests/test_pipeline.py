@@ -118,3 +118,16 @@ def test_factor_a_end_to_end_prints_its_table3_rows(novels, cache, tmp_path, cap
     assert main(["plan", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--eval-config",
                  str(eval_cfg), *over]) == 0
     assert "0 of 13 steps to run" in capsys.readouterr().out  # corpus + 4 conditions × (train, eval, generate)
+    # the same runs packed and unpacked on another machine (no weights): still nothing to run there, and the
+    # factor's tables come out of them
+    assert main(["runs", "pack", "--scale", "smoke", "--out", str(tmp_path / "bundles"), "--runs-dir",
+                 str(tmp_path / "runs")]) == 0
+    assert main(["runs", "unpack", str(tmp_path / "bundles"), "--runs-dir", str(tmp_path / "elsewhere")]) == 0
+    assert "unpacked 4 run(s)" in capsys.readouterr().out
+    assert not list((tmp_path / "elsewhere").rglob("*.pt"))
+    assert main(["plan", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "elsewhere"), "--eval-config",
+                 str(eval_cfg), *over]) == 0
+    assert "0 of 13 steps to run" in capsys.readouterr().out
+    assert main(["report", "--scale", "smoke", "--factor", "A", "--runs-dir", str(tmp_path / "elsewhere"),
+                 "--out", str(tmp_path / "results-elsewhere")]) == 0
+    assert "| A | text-char | phone | sblimp |" in capsys.readouterr().out

@@ -2,7 +2,7 @@
 
 A bundle is what the report needs of one finished, scored run and nothing it can redraw: run.json,
 config.yaml, each scored checkpoint's eval/<ckpt>/summary.json and items.parquet (the per-item scores the
-paired intervals resample), and mlflow.json (the run's tags, params and metric history). No weights: a
+paired intervals resample), samples/<ckpt>/judged.json (the continuation column), and mlflow.json (the run's tags, params and metric history). No weights: a
 bundle of a cpu-scale run is about 2 MB, small enough to commit beside results/, so seeds trained on
 different machines (a GPU cluster, a laptop, another session) meet in one report.
 
@@ -32,14 +32,15 @@ EXPERIMENT = "modevo"
 
 
 def _eval_files(run_dir: Path) -> list[Path]:
-    """The scored checkpoints' summaries and item scores (not their plots: the report draws its own)."""
+    """The scored checkpoints' summaries and item scores (not their plots: the report draws its own), and
+    the judged continuations (the continuation column)."""
     out = []
     for summary in sorted((run_dir / "eval").glob("tokens-*/summary.json")):
         out.append(summary)
         items = summary.parent / "items.parquet"
         if items.is_file():
             out.append(items)
-    return out
+    return out + sorted((run_dir / "samples").glob("tokens-*/judged.json"))
 
 
 def _mlflow_record(client, run_id: str) -> dict:

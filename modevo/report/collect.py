@@ -12,7 +12,7 @@ from pathlib import Path
 
 from modevo.cache import read_json, read_run_json
 from modevo.errors import InputError
-from modevo.score.runs import finished_runs, milestones
+from modevo.score.runs import finished_runs, recorded_milestones
 from modevo.views.registry import parse_view
 
 log = logging.getLogger("modevo.report")
@@ -71,7 +71,7 @@ def collect(scale: str, runs_dir: str | Path = "runs", tracking_uri: str | None 
                   info.get("results", {}))
         for s in sorted((folder / "eval").glob("tokens-*/summary.json")):
             run.evals[s.parent.name] = read_json(s, f"delete it and rerun `modevo eval --run {folder}`")["results"]
-        ckpts = milestones(folder)
+        ckpts = recorded_milestones(folder)  # the names run.json recorded where the weights are not here
         run.last_checkpoint = ckpts[-1].stem if ckpts else None
         if run.evals and not run.final:
             log.warning("%s: last checkpoint %s not scored yet (only earlier milestones); left out of the report",

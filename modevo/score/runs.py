@@ -17,6 +17,18 @@ def milestones(run_dir: str | Path) -> list[Path]:
     return sorted((Path(run_dir) / "checkpoints").glob("tokens-*.pt"))  # zero-padded token counts sort in order
 
 
+def recorded_milestones(run_dir: str | Path) -> list[Path]:
+    """A run's milestones: the files when its weights are here, else the names its run.json recorded (a run
+    unpacked from a bundle, scored elsewhere): enough to find its scores, never to load."""
+    from modevo.cache import read_run_json
+
+    found = milestones(run_dir)
+    if found:
+        return found
+    names = [Path(n).name for n in read_run_json(run_dir).get("checkpoints", [])]
+    return sorted(Path(run_dir) / "checkpoints" / n for n in names if n.startswith("tokens-") and n.endswith(".pt"))
+
+
 def default_tracking_uri(runs_dir: str | Path) -> str:
     return f"sqlite:///{Path(runs_dir).resolve() / 'mlflow.db'}"
 
