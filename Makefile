@@ -18,7 +18,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bench coverage faults setup test test-long smoke corpus views stats train tune eval factor-a factor-b factor-c paper remedies factor-c-sweep interleave layers plan report clean-cache help ui
+.PHONY: bench coverage faults setup test test-long smoke corpus views stats train tune eval factor-a factor-b factor-c paper remedies factor-c-sweep interleave layers plan report pack unpack clean-cache help ui
 
 help:
 	@echo "make smoke   the main job on the vendored novels: corpus, every view, a tiny model per view, scored, then Tables 3-4 (does setup)"
@@ -34,6 +34,8 @@ help:
 	@echo "make interleave SCALE=...            text supervision of speech (interleaving, warm start): factor C's cost removed"
 	@echo "make layers SCALE=...                what each layer keeps: probes (+ text lens) of one run per condition"
 	@echo "make plan FACTOR=A SCALE=...         what is cached, what would run and how long, before anything runs"
+	@echo "make pack SCALE=...                  bundle the scale's scored runs (no weights) into results/<scale>/runs/"
+	@echo "make unpack SCALE=...                register results/<scale>/runs/ as finished runs, so make paper trains only the rest"
 	@echo "make eval SCALE=...                  score every finished run of the scale (sBLIMP; layerwise, baselines, CIs)"
 	@echo "make bench                           every benchmark in bench/ against its same-run reference; ratios last (~15 min)"
 	@echo "make coverage [QUICK=1]              simulated coverage of every interval the report prints (~15 min)"
@@ -108,6 +110,13 @@ interleave: setup
 # text) → results/<scale>/layers/ (layers.md, probe_*.png, lens.png); run after make paper / make interleave
 layers: setup
 	$(MODEVO) layers --scale $(SCALE)
+
+# scored runs without weights, committed beside the results: seeds from several machines meet in one report
+pack: setup
+	$(MODEVO) runs pack --scale $(SCALE) --out results/$(SCALE)/runs
+
+unpack: setup
+	$(MODEVO) runs unpack results/$(SCALE)/runs
 
 plan: setup
 	$(MODEVO) plan $(FACTOR) $(FACTOR_ARGS)
