@@ -99,7 +99,7 @@ def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
         assert r["n"] == N and r["verdict"] in ("higher after", "lower after", "cannot tell",
                                                 "equivalent within ±2 points")
         # beside the headline (sum): the length-normalised score's delta and each view's shorter-wins baseline
-        assert re.fullmatch(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", r["delta_abs (mean)"]), r
+        assert re.fullmatch(r"[+-]\d+\.\d \[[+-]\d+\.\d+, [+-]\d+\.\d+\]", r["delta_abs (mean)"]), r
         assert re.fullmatch(r"\d+\.\d", r["from_shorter_wins"]) and re.fullmatch(r"\d+\.\d", r["to_shorter_wins"])
     names = {p.name for p in out["files"]}
     assert {"table4.md", "table4.csv", "table4.tex", "table3.md", "fig1_tokens.png", "fig2_layers.png",
@@ -209,3 +209,11 @@ def test_fig1_bands_are_the_interval_table4_prints(tmp_path):
     runs = by_condition(collect("smoke", d))["text-bpe"]
     assert len(runs) == 2
     assert _fmt(*interval(runs, "eval/swuggy", max(runs[0].evals))) == out["table4"][0]["swuggy"]
+
+
+def test_an_interval_that_just_excludes_zero_does_not_print_a_zero_bound():
+    from modevo.report.tables import interval_text
+
+    assert interval_text(-1.46, -3.04, -0.04) == "-1.5 [-3.0, -0.04]"  # was "[-3.0, -0.0]" beside "lower after"
+    assert interval_text(0.8, 0.003, 1.6) == "+0.8 [+0.003, +1.6]"
+    assert interval_text(0.0, -1.25, 0.0) == "+0.0 [-1.2, +0.0]"  # a bound that is 0 stays 0.0

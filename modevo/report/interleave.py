@@ -16,7 +16,7 @@ from pathlib import Path
 
 from modevo.report.collect import Run, condition_label
 from modevo.report.remedies import _aligned, _pct, _write
-from modevo.report.tables import _fmt, keys_of
+from modevo.report.tables import _fmt, interval_text, keys_of
 from modevo.score import stats
 from modevo.score.compare import compare
 from modevo.views.registry import parse_view
@@ -76,7 +76,7 @@ def interleave_rows(conditions: dict[str, list[Run]]) -> list[dict]:
                 row = {"tokenizer": tok, "condition": cond.label, "task": key.removeprefix("eval/"),
                        "seeds": ",".join(map(str, seeds)), "n": g["n"],
                        "speech-varied": _fmt(s.mean()), "with text": _fmt(x.mean()), "phone-repeat@varied": _fmt(t.mean()),
-                       "factor C gap": f"{100 * g['gap']:+.1f} [{100 * g['gap_lo']:+.1f}, {100 * g['gap_hi']:+.1f}]"
+                       "factor C gap": interval_text(100 * g['gap'], 100 * g['gap_lo'], 100 * g['gap_hi'])
                        if "gap_lo" in g else "—",
                        "gap closed %": f"{_pct(g['closed'])} [{_pct(g['lo'])}, {_pct(g['hi'])}]", "verdict": g["verdict"], "_gap": (g["closed"], g["lo"], g["hi"])}
                 runs_a, runs_b = conditions[start], conditions[name]
@@ -84,7 +84,7 @@ def interleave_rows(conditions: dict[str, list[Run]]) -> list[dict]:
                     c = compare([r.run_dir for r in runs_a], [r.run_dir for r in runs_b], key,
                                 seeds_a=[r.seed for r in runs_a], seeds_b=[r.seed for r in runs_b])
                     d = c["diff"]
-                    row["Δ vs speech-varied"] = f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] " \
+                    row["Δ vs speech-varied"] = interval_text(100 * d['mean'], 100 * d['lo'], 100 * d['hi']) + " " \
                         + c["verdict"].replace("b higher", "higher with text").replace("b lower", "lower with text")
                 rows.append(row)
     return rows

@@ -23,7 +23,7 @@ import numpy as np
 from modevo.errors import InputError
 from modevo.machine import describe as describe_machine
 from modevo.report.collect import Run, by_condition, check_hashes, collect
-from modevo.report.tables import _fmt, keys_of, write_table
+from modevo.report.tables import _fmt, interval_text, keys_of, write_table
 from modevo.score import stats
 from modevo.score.compare import compare, latest_eval, load_items
 from modevo.views.registry import DURATION_KNOBS, KNOBS, REMEDIES, REMEDY_GAP, parse_view
@@ -98,8 +98,8 @@ def remedy_rows(conditions: dict[str, list[Run]]) -> list[dict]:
                                 seeds_a=[x.seed for x in conditions[twin]], seeds_b=[x.seed for x in conditions[remedy]])
                     d = c["diff"]
                     row["twin"] = twin
-                    row["remedy − twin"] = f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] " \
-                        f"{c['verdict'].replace('b higher', 'remedy higher').replace('b lower', 'remedy lower')}"
+                    row["remedy − twin"] = interval_text(100 * d['mean'], 100 * d['lo'], 100 * d['hi']) + " " \
+                        + f"{c['verdict'].replace('b higher', 'remedy higher').replace('b lower', 'remedy lower')}"
                 rows.append(row)
     return rows
 
@@ -127,7 +127,7 @@ def sweep_rows(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[d
                 row = {"tokenizer": tok, "knob": knob if knob != "varied" else "all (varied)",
                        "task": key.removeprefix("eval/"), "n": c["n_common"],
                        "speech-fixed": _fmt(c["acc_a"]), "speech@knob": _fmt(c["acc_b"]),
-                       "Δ vs fixed": f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]",
+                       "Δ vs fixed": interval_text(100 * d['mean'], 100 * d['lo'], 100 * d['hi']),
                        "verdict": c["verdict"].replace("b higher", "higher with the knob").replace(
                            "b lower", "lower with the knob"),
                        "PNMI": f"{q['pnmi']:.3f}" if q else "—",
@@ -153,7 +153,7 @@ def _duration_split(conditions, tok: str, knob: str, key: str) -> dict:
     (sf, sk, pf, pk), clusters, _ = got
     dur = stats.hierarchical_ci(pk - pf, clusters=clusters)
     acoustic = stats.hierarchical_ci((sk - sf) - (pk - pf), clusters=clusters, bounds=(-2.0, 2.0))
-    show = lambda e: f"{100 * e.mean:+.1f} [{100 * e.lo:+.1f}, {100 * e.hi:+.1f}]"  # noqa: E731
+    show = lambda e: interval_text(100 * e.mean, 100 * e.lo, 100 * e.hi)  # noqa: E731
     return {"duration part": show(dur), "acoustic part": show(acoustic)}
 
 

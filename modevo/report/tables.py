@@ -85,7 +85,7 @@ def table4(conditions: dict[str, list[Run]]) -> list[dict]:
             for base, name in (("shorter_wins", "shorter-wins"), ("ngram", "n-gram"), ("word_overlap", "word-overlap")):
                 d = b.get(base, {}).get("model_minus_baseline")
                 if d:  # seed 0's paired difference: does the model beat this baseline?
-                    row[f"{task} − {name}"] = (f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] "
+                    row[f"{task} − {name}"] = (f"{interval_text(100 * d['mean'], 100 * d['lo'], 100 * d['hi'])} "
                                                + _BEATS.get(d["verdict"], (d["verdict"],))[0])
                     row.setdefault("_marks", {})[(task, name)] = _BEATS.get(d["verdict"], ("", "≈"))[1]  # for compact()
             if task in PAPER_TASKS and spec.view_family.paper_scores:
@@ -169,7 +169,7 @@ def continuation_rows(conditions: dict[str, list[Run]], pairs: list[tuple[str, s
         paper = (f"{100 * (PAPER_PPL[pb] / PAPER_PPL[pa] - 1):+.0f}" if pa in PAPER_PPL and pb in PAPER_PPL
                  and pa != pb else "—")
         row.update({"n": d["n_prompts"], "from_ppl": f"{d['from']:.1f}", "to_ppl": f"{d['to']:.1f}",
-                    "delta_abs": f"{d['delta']:+.1f} [{d['delta_lo']:+.1f}, {d['delta_hi']:+.1f}]",
+                    "delta_abs": interval_text(d['delta'], d['delta_lo'], d['delta_hi']),
                     "delta_rel_%": f"{100 * d['relative']:+.1f} [{100 * d['relative_lo']:+.1f}, "
                                    f"{100 * d['relative_hi']:+.1f}]",
                     "paper* rel %": paper,
@@ -276,8 +276,8 @@ def table3(conditions: dict[str, list[Run]], margin: float = 0.02) -> list[dict]
                     "to_acc": _fmt(c["acc_b"]),
                     "from_shorter_wins": _fmt(ra[0].final[key]["baselines"]["shorter_wins"]["mean"]),
                     "to_shorter_wins": _fmt(rb[0].final[key]["baselines"]["shorter_wins"]["mean"]),
-                    "delta_abs": f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]",
-                    f"delta_abs ({other})": f"{100 * dm['mean']:+.1f} [{100 * dm['lo']:+.1f}, {100 * dm['hi']:+.1f}]",
+                    "delta_abs": interval_text(100 * d['mean'], 100 * d['lo'], 100 * d['hi']),
+                    f"delta_abs ({other})": interval_text(100 * dm['mean'], 100 * dm['lo'], 100 * dm['hi']),
                     "delta_rel_%": f"{100 * d['mean'] / c['acc_a']:+.1f}" if c["acc_a"] else "—",
                     "tost_±2": "equivalent" if c["tost"]["equivalent"] else "not shown",
                     "mde": f"{100 * c['mde']:.1f}",
@@ -309,6 +309,17 @@ def _host(rec: dict) -> str:
         return ""
     load = rec.get("load_at_end")
     return f"{rec['processor']} ×{rec.get('cpus', '?')}" + (f", load {load[2]:.1f}" if load else "")
+
+
+def _bound(v: float) -> str:
+    """One decimal, except a bound that would print as ±0.0 while not zero: an interval that excludes 0 by
+    less than 0.05 must not read [−3.0, −0.0] beside the verdict it supports."""
+    return f"{v:+.2g}" if v != 0 and round(v, 1) == 0 else f"{v:+.1f}"
+
+
+def interval_text(mean: float, lo: float, hi: float) -> str:
+    """'+1.2 [+0.3, +2.1]' (in the caller's units)."""
+    return f"{mean:+.1f} [{_bound(lo)}, {_bound(hi)}]"
 
 
 def wall_times(path: Path) -> list[dict]:
