@@ -143,7 +143,7 @@ def unpack(source: str | Path, runs_dir: str | Path = "runs", tracking_uri: str 
     from mlflow.tracking import MlflowClient
 
     from modevo.score.runs import default_tracking_uri
-    from modevo.train.run import check_tracking_uri
+    from modevo.train.run import check_tracking_uri, with_store_retries
 
     source = Path(source)
     if not source.is_dir():
@@ -178,15 +178,17 @@ def unpack(source: str | Path, runs_dir: str | Path = "runs", tracking_uri: str 
                         bundle, dest)
             continue
         tags = dict(record["tags"], run_dir=str(dest), unpacked_from=origin)
-        rid = client.create_run(exp_id, start_time=record.get("start_time"), run_name=record.get("run_name"),
-                                tags=tags).info.run_id
+        # a training beside this may hold the sqlite store for a moment: wait it out, as the trainer does
+        rid = with_store_retries(lambda: client.create_run(exp_id, start_time=record.get("start_time"),
+                                                           run_name=record.get("run_name"), tags=tags),
+                                 "registering a bundle").info.run_id
         try:
             params = [Param(k, str(v)) for k, v in record.get("params", {}).items()]
             metrics = [Metric(k, v, ts, step) for k, hist in record.get("metrics", {}).items() for step, v, ts in hist]
             for i in range(0, len(params), 100):  # MLflow's batch limits: 100 params, 1000 metrics a call
-                client.log_batch(rid, params=params[i:i + 100])
+                with_store_retries(lambda: client.log_batch(rid, params=params[i:i + 100]), "logging parameters")
             for i in range(0, len(metrics), 1000):
-                client.log_batch(rid, metrics=metrics[i:i + 1000])
+                with_store_retries(lambda: client.log_batch(rid, metrics=metrics[i:i + 1000]), "logging metrics")
             with atomic_dir(dest) as tmp:
                 for name in manifest["files"]:
                     if name == "mlflow.json":
@@ -197,7 +199,8 @@ def unpack(source: str | Path, runs_dir: str | Path = "runs", tracking_uri: str 
                 info = json.loads((tmp / "run.json").read_text())
                 info.update(mlflow_run_id=rid, run_dir=str(dest), tracking_uri=uri, unpacked_from=origin)
                 atomic_write_json(tmp / "run.json", info)
-            client.set_terminated(rid, "FINISHED", end_time=record.get("end_time"))
+            with_store_retries(lambda: client.set_terminated(rid, "FINISHED", end_time=record.get("end_time")),
+                               "closing the run")
         except BaseException:
             client.delete_run(rid)  # no half-registered run: unpacking again starts this bundle afresh
             raise
