@@ -72,6 +72,9 @@ def test_pack_and_unpack_are_idempotent(source, tmp_path):
     assert again["unpacked"] == [] and again["present"] == 3 and len(_finished(dest)) == 3
     # into the store it was packed from: the original runs are there already
     assert unpack(tmp_path / "bundles", source)["present"] == 3 and len(_finished(source)) == 3
+    # a copy packed again still names where it was trained: back home it is not a fourth run
+    pack("smoke", tmp_path / "again", dest)
+    assert unpack(tmp_path / "again", source)["present"] == 3 and len(_finished(source)) == 3
 
 
 def test_seeds_from_two_machines_meet_in_one_report(source, tmp_path):

@@ -98,6 +98,8 @@ def pack(scale: str, out: str | Path, runs_dir: str | Path = "runs", tracking_ur
             atomic_write_json(tmp / MANIFEST, {
                 "format": FORMAT, "scale": scale, "view": run.view, "seed": run.seed,
                 "mlflow_run_id": run.run_id, "source_run_dir": str(run.run_dir),
+                # the run where it was trained: a bundle of an unpacked run names its origin, not the copy
+                "origin_run_id": run.tags.get("unpacked_from") or run.run_id,
                 "code_version": run.tags.get("code_version"), "final_checkpoint": run.last_checkpoint,
                 "packed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": digests})
         if dest.exists():  # the run was scored again since it was packed: the new bundle replaces the old
@@ -167,7 +169,7 @@ def unpack(source: str | Path, runs_dir: str | Path = "runs", tracking_uri: str 
             skipped.append((bundle, str(e)))
             log.warning("skipped: %s", e)
             continue
-        origin = manifest["mlflow_run_id"]
+        origin = manifest.get("origin_run_id") or manifest["mlflow_run_id"]
         if _present(client, exp_id, origin):
             present += 1
             continue
