@@ -93,10 +93,14 @@ def fault_line(e: BaseException) -> str | None:
                 return str(disk_full(e.filename, None, e.errno))
             return ("no space left on a disk this command writes to (the library did not name the file): free space "
                     "or point MODEVO_CACHE / --runs-dir at a larger disk, then rerun (finished work is kept)")
-        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and e.filename:
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             why = "read-only file system" if e.errno == errno.EROFS else "permission denied"
-            return (f"cannot use {e.filename}: {why}; make it writable or point MODEVO_CACHE / --runs-dir / --out "
+            where = e.filename or "a file this command writes to (the library did not name it)"
+            return (f"cannot use {where}: {why}; make it writable or point MODEVO_CACHE / --runs-dir / --out "
                     "at a folder that is")
+        if "attempt to write a readonly database" in str(e):  # sqlite (the MLflow store) on a read-only file
+            return ("cannot write the MLflow store (sqlite: readonly database): make runs/mlflow.db and its folder "
+                    "writable or point --runs-dir / train.tracking_uri elsewhere")
         if "database or disk is full" in str(e):  # sqlite (the MLflow store), through SQLAlchemy and MLflow
             return ("no space left for the MLflow store (sqlite: database or disk is full): free space on its disk "
                     "or point --runs-dir / train.tracking_uri elsewhere, then rerun (finished work is kept)")

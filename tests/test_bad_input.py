@@ -488,7 +488,10 @@ def test_full_disk_outside_modevos_writers_is_one_line(capsys, cache, monkeypatc
     ("wrapped", ["no space left on /data/runs writing /data/runs/mlflow.db"]),
     ("sqlite", ["no space left for the MLflow store (sqlite: database or disk is full)"]),
     ("unnamed", ["no space left on a disk this command writes to (the library did not name the file)"]),
-], ids=["other_errors_keep_their_traceback", "full_disk_wrapped_by_a_library", "sqlite_store_full", "file_unnamed"])
+    ("denied", ["permission denied", "(the library did not name it)"]),
+    ("readonly-sqlite", ["cannot write the MLflow store (sqlite: readonly database)"]),
+], ids=["other_errors_keep_their_traceback", "full_disk_wrapped_by_a_library", "sqlite_store_full", "file_unnamed",
+        "permission_denied_unnamed", "sqlite_store_readonly"])
 def test_full_disk_wrapped_in_another_exception(capsys, cache, monkeypatch, error, needles):
     def fail(cfg):
         if error == "wrapped":
@@ -500,6 +503,10 @@ def test_full_disk_wrapped_in_another_exception(capsys, cache, monkeypatch, erro
             raise OSError(errno.ENOSPC, "No space left on device")
         if error == "sqlite":
             raise RuntimeError("(sqlite3.OperationalError) database or disk is full")
+        if error == "denied":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        if error == "readonly-sqlite":
+            raise RuntimeError("(sqlite3.OperationalError) attempt to write a readonly database")
         raise error()
 
     monkeypatch.setattr("modevo.corpus.stats.collect", fail)
