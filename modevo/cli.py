@@ -270,7 +270,8 @@ def cmd_judge(args) -> int:
     extra = (f"recogniser PER {100 * err['recogniser_per']:.1f}%" if "recogniser_per" in err
              else f"decoder WER {100 * err['decoder_wer']:.1f}%")
     print(f"{out['view']} {out['checkpoint']}: continuation PPL {ppl['mean']:.1f} [{ppl['lo']:.1f}, {ppl['hi']:.1f}] "
-          f"over {out['prompts']} prompts × seeds ({out['samples']} samples) | distinct-2 "
+          f"over {out['prompts']} prompts × seeds ({out['samples']} samples) | the true continuations "
+          f"{out['reference_perplexity']['mean']:.1f} | distinct-2 "
           f"{s['distinct_2']['mean']:.3f} | OOV {100 * s['oov_rate']['mean']:.1f}% | round-trip WER "
           f"{100 * err['round_trip_wer']:.1f}% ({err['utterances']} test utterances), {extra} | judge "
           f"{out['judge']['judge_hash'][:12]} | {Path(out['run_dir']) / 'samples' / out['checkpoint'] / 'judged.json'}")
@@ -308,7 +309,7 @@ def cmd_generate(args) -> int:
             continue
         ppl = out["summary"]["perplexity"]
         print(f"{out['view']} {out['checkpoint']}: continuation PPL {ppl['mean']:.1f} [{ppl['lo']:.1f}, "
-              f"{ppl['hi']:.1f}], round-trip WER {100 * out['transcription_error']['round_trip_wer']:.1f}% | "
+              f"{ppl['hi']:.1f}] (true continuations {out['reference_perplexity']['mean']:.1f}), round-trip WER {100 * out['transcription_error']['round_trip_wer']:.1f}% | "
               f"{folder}/samples/{out['checkpoint']}/judged.json", flush=True)
     if skipped:
         print(f"{len(skipped)} run(s) skipped: their view's continuations cannot be read back as words")

@@ -127,6 +127,10 @@ def test_sample_then_judge_writes_finite_numbers(judged, capsys):
         assert j["judge"]["judge_hash"] and j["reader"]["decoder"]["content_hash"]
         assert len(j["per_sample"]) == j["samples"]
         assert math.isfinite(j["summary"]["distinct_2"]["mean"])
+        ref = j["reference_perplexity"]  # the judge on the prompts' true continuations: one per prompt
+        assert ref["n_prompts"] == j["prompts"] and ref["lo"] <= ref["mean"] <= ref["hi"]
+    # same prompts, same judge: the reference does not depend on the view
+    assert out["char"]["reference_perplexity"]["mean"] == pytest.approx(out["phone"]["reference_perplexity"]["mean"])
     assert out["char"]["reader"]["decoder"]["kind"] == "letters" and out["phone"]["reader"]["decoder"]["kind"] == "phones"
     assert out["char"]["judge"]["judge_hash"] == out["phone"]["judge"]["judge_hash"]  # one corpus, one judge
     # a rerun reuses judged.json
@@ -143,7 +147,7 @@ def _run(folder, view):
 def test_report_gets_the_continuation_column(judged, tmp_path):
     conditions = {"text-char": [_run(judged["char"], "text-char")], "phone": [_run(judged["phone"], "phone")]}
     rows = table4(conditions)
-    assert all("[" in r["continuation PPL"] for r in rows)
+    assert all("[" in r["continuation PPL"] and "[" in r["continuation PPL reference"] for r in rows)
     assert rows[0]["continuation PPL paper*"] == "54.6" and "round-trip WER" in rows[0]["transcription error"]
     t3 = [r for r in table3(conditions) if r["task"] == "continuation PPL"]
     assert len(t3) == 1 and t3[0]["factor"] == "A" and t3[0]["paper* rel %"] == "+27"

@@ -192,3 +192,21 @@ def test_summarise_continuations(judge):
     assert out["oov_rate"]["mean"] == 0.0 and out["n_words"]["mean"] == 4.0
     assert out["distinct_1"]["n_samples"] == 6  # one value per prompt, across its seeds
     assert out["judge"]["judge_hash"] == judge.content_hash
+
+
+def test_reference_perplexity_is_the_judge_on_each_prompts_true_continuation_once(judge):
+    """Several seeds of one prompt share its reference: it is scored once per prompt, with the prompt as history,
+    and equals the judge's own corpus perplexity of those continuations."""
+    from modevo.generate.evaluate import JudgeConfig, reference_perplexity
+
+    rng = np.random.default_rng(3)
+    prompts = [(f"p{i}", s[:2], s[2:]) for i, s in enumerate(sentence(rng) for _ in range(8))]
+    samples = [{"prompt_id": p, "prompt_words": w, "reference_words": r, "seed": seed}
+               for p, w, r in prompts for seed in range(3)]
+    ref = reference_perplexity(judge, samples, JudgeConfig(n_boot=500))
+    expected = judge.perplexity([r for _, _, r in prompts], [w for _, w, _ in prompts], True)
+    assert ref["n_prompts"] == 8 and ref["mean"] == pytest.approx(expected)
+    assert ref["lo"] <= ref["mean"] <= ref["hi"]
+    # a scrambled "truth" reads worse: the reference is a real baseline, not a constant
+    scrambled = [{**s, "reference_words": list(reversed(s["reference_words"]))} for s in samples]
+    assert reference_perplexity(judge, scrambled, JudgeConfig(n_boot=500))["mean"] > ref["mean"]

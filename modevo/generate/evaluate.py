@@ -40,7 +40,8 @@ from modevo.errors import InputError
 
 log = logging.getLogger("modevo.generate")
 
-JUDGED_VERSION = "judged-1"  # bump when what judged.json's numbers mean changes
+JUDGED_VERSION = "judged-2"  # bump when what judged.json's numbers mean changes (2: the reference perplexity)
+TRANSCRIPTION_VERSION = "judged-1"  # the cached transcription errors: unchanged by judged-2
 RECOGNISER_EDIT_COST = 6.0  # lexicon_decoder.py's doc: noisy recogniser phones want a lower edit cost
 
 
@@ -188,7 +189,7 @@ def transcription_error(reader: WordReader, ctx, n: int, cache_root: Path) -> di
     from modevo.generate.lexicon_decoder import error_rate, evaluate_decoder
     from modevo.generate.recogniser import evaluate_recogniser
 
-    key = stable_hash({"version": JUDGED_VERSION, "corpus": ctx.manifest["content_hash"], "view": reader.spec.name,
+    key = stable_hash({"version": TRANSCRIPTION_VERSION, "corpus": ctx.manifest["content_hash"], "view": reader.spec.name,
                        "item_inputs": reader.encoder.item_inputs, "decoder": reader.decoder.content_hash,
                        "recogniser": reader.recogniser.content_hash if reader.recogniser else None, "n": n}, 16)
     path = cache_root / "transcription" / f"{key}.json"
@@ -222,6 +223,23 @@ def transcription_error(reader: WordReader, ctx, n: int, cache_root: Path) -> di
 
 
 # -- a run -----------------------------------------------------------------------------------------------------
+def reference_perplexity(judge, samples: list[dict], cfg: JudgeConfig) -> dict:
+    """The judge on what the corpus itself says after each prompt (the rest of the held-out utterance, once per
+    prompt, the prompt's words as history): the baseline a continuation perplexity is read against. It is the
+    same number for every view continued from the same prompts."""
+    from modevo.generate.summary import perplexity_over_prompts
+
+    by_prompt = {}
+    for s in samples:
+        by_prompt.setdefault(s["prompt_id"], (s["reference_words"], s["prompt_words"]))
+    ids = sorted(by_prompt)
+    scored = judge.score_all([by_prompt[p][0] for p in ids], [by_prompt[p][1] for p in ids], True)
+    out = perplexity_over_prompts(scored["log_prob"], scored["n_scored"], ids, n_boot=cfg.n_boot, seed=cfg.seed)
+    return {k: out[k] for k in ("mean", "lo", "hi", "n_prompts")} | {
+        "method": "the judge on each prompt's true continuation (the rest of its test-split utterance), "
+                  "end of sentence scored; 95% interval over prompts"}
+
+
 def judge_run(run_dir: str | Path, cfg: JudgeConfig, checkpoint: str | None = None, progress: bool = True,
               force: bool = False) -> dict:
     """Judge a run's samples; writes and returns <run>/samples/<checkpoint>/judged.json (reused when the samples
@@ -271,6 +289,7 @@ def judge_run(run_dir: str | Path, cfg: JudgeConfig, checkpoint: str | None = No
     except InputError as e:
         raise InputError(f"{folder}: the continuations give nothing to judge ({e})") from None
     scored = judge.score_all(words, contexts, ends)
+    reference = reference_perplexity(judge, samples, cfg)
     error = transcription_error(reader, ctx, cfg.eval_rows, resources.root)
     result = {
         "key": key, "view": spec.name, "checkpoint": sample_settings["checkpoint"], "run_dir": str(run_dir),
@@ -280,6 +299,7 @@ def judge_run(run_dir: str | Path, cfg: JudgeConfig, checkpoint: str | None = No
         "judge": {**judge.identity, "folder": str(judge_folder)}, "reader": reader.identity,
         "transcription_error": error, "summary": summary,
         "perplexity": {k: summary["perplexity"][k] for k in ("mean", "lo", "hi", "n_prompts", "n_samples")},
+        "reference_perplexity": reference,
         "decode_seconds": round(decode_seconds, 1),
         "method": ("continuation tokens → ViewFamily.to_symbols → " + ("unit recogniser → " if reader.recogniser else "")
                    + f"lexicon decoder over the train split's {reader.decoder.symbols} → words; judged by the word "

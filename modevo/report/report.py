@@ -53,7 +53,12 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
                    f"{str(factor).lower()} SCALE={scale}` runs what is missing)"] if absent else []
     notes += absent_note
     t4, t3 = table4(conditions), table3(conditions)
-    files = write_table(t4, out, "table4", f"Table 4 ({scale}): accuracy per condition and task", notes)
+    judged_note = ["continuation PPL: the word n-gram judge (train split, prompts as history) on the words read back "
+                   "from each run's continuations of the same held-out prompts, 95% CI over prompts; reference = "
+                   "the same judge on those prompts' true continuations (a run near it writes corpus-like text); "
+                   "paper* = Llama-3.1-8B on Whisper transcripts, so only the direction and relative size of a "
+                   "change compare"] if any("continuation PPL reference" in r for r in t4) else []
+    files = write_table(t4, out, "table4", f"Table 4 ({scale}): accuracy per condition and task", notes + judged_note)
     files += write_table(compact(t4), out, "table4_compact", f"Table 4 at a glance ({scale})", notes + [
         "each cell: model accuracy [95% CI] · SW shorter-wins · 3g n-gram · WO word overlap (tSC), each baseline "
         "marked ✓ model beats it, ✗ model below it, ≈ cannot tell (paired 95% CI, seed 0); paper* as in Table 4"])

@@ -128,16 +128,19 @@ def _transcription(j: dict) -> str:
 
 
 def continuation_cells(runs: list[Run], paper_name: str) -> dict:
-    """Table 4's continuation columns of one condition: PPL [95% CI over prompts], distinct-2, the
-    transcription error, the paper's PPL (secondary source)."""
+    """Table 4's continuation columns of one condition: PPL [95% CI over prompts], the same judge on the prompts'
+    true continuations (the reference), distinct-2, the transcription error, the paper's PPL (secondary source)."""
     found = _judged(runs)
     paper = f"{PAPER_PPL[paper_name]:.1f}" if paper_name in PAPER_PPL else "—"
     if found is None:
         return {"continuation PPL": NOT_JUDGED, "continuation PPL paper*": paper}
     r, j = found
     p, d2 = j["summary"]["perplexity"], j["summary"]["distinct_2"]
+    ref = j.get("reference_perplexity")  # judged before judged-2: no reference
     return {"continuation PPL": f"{p['mean']:.1f} [{p['lo']:.1f}, {p['hi']:.1f}] (seed {r.seed}, "
                                 f"{p['n_prompts']} prompts, {p['n_samples']} samples)",
+            "continuation PPL reference": (f"{ref['mean']:.1f} [{ref['lo']:.1f}, {ref['hi']:.1f}]" if ref
+                                           else "— (judged before the reference was recorded: modevo judge --force)"),
             "continuation distinct-2": f"{d2['mean']:.3f} [{d2['lo']:.3f}, {d2['hi']:.3f}]",
             "transcription error": _transcription(j), "continuation PPL paper*": paper,
             "judge": j["judge"]["judge_hash"][:12]}
