@@ -75,6 +75,10 @@ def test_pack_and_unpack_are_idempotent(source, tmp_path):
     # a copy packed again still names where it was trained: back home it is not a fourth run
     pack("smoke", tmp_path / "again", dest)
     assert unpack(tmp_path / "again", source)["present"] == 3 and len(_finished(source)) == 3
+    # packed back into the bundles it came from, an unchanged copy leaves them byte for byte alone
+    before = {p: p.read_bytes() for p in (tmp_path / "bundles").rglob("*") if p.is_file()}
+    assert pack("smoke", tmp_path / "bundles", dest) == {"packed": [], "unchanged": 3, "unscored": 0}
+    assert {p: p.read_bytes() for p in (tmp_path / "bundles").rglob("*") if p.is_file()} == before
 
 
 def test_seeds_from_two_machines_meet_in_one_report(source, tmp_path):

@@ -77,6 +77,7 @@ def pack(scale: str, out: str | Path, runs_dir: str | Path = "runs", tracking_ur
         files = [run.run_dir / "run.json", run.run_dir / "config.yaml", *_eval_files(run.run_dir)]
         digests = {str(f.relative_to(run.run_dir)): file_digest(f) for f in files}
         old = dest / MANIFEST
+        origin = run.tags.get("unpacked_from") or run.run_id
         if old.is_file():
             try:
                 prior = json.loads(old.read_text())
@@ -84,6 +85,13 @@ def pack(scale: str, out: str | Path, runs_dir: str | Path = "runs", tracking_ur
                 prior = {}
             kept = {k: v for k, v in prior.get("files", {}).items() if k != "mlflow.json"}
             if kept == digests and prior.get("mlflow_run_id") == run.run_id:
+                unchanged += 1
+                continue
+            # an unpacked copy of this very bundle, scored no further: its run.json and MLflow record differ
+            # only in the local run id, and repacking would churn a committed bundle for nothing
+            scores = lambda d: {k: v for k, v in d.items() if k not in ("mlflow.json", "run.json")}
+            if (run.tags.get("unpacked_from") and prior.get("origin_run_id") == origin
+                    and scores(kept) == scores(digests)):
                 unchanged += 1
                 continue
         staging = dest.with_name(f".{dest.name}.packing")
@@ -99,7 +107,7 @@ def pack(scale: str, out: str | Path, runs_dir: str | Path = "runs", tracking_ur
                 "format": FORMAT, "scale": scale, "view": run.view, "seed": run.seed,
                 "mlflow_run_id": run.run_id, "source_run_dir": str(run.run_dir),
                 # the run where it was trained: a bundle of an unpacked run names its origin, not the copy
-                "origin_run_id": run.tags.get("unpacked_from") or run.run_id,
+                "origin_run_id": origin,
                 "code_version": run.tags.get("code_version"), "final_checkpoint": run.last_checkpoint,
                 "packed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": digests})
         if dest.exists():  # the run was scored again since it was packed: the new bundle replaces the old
