@@ -112,6 +112,16 @@ def test_report_has_exactly_the_given_conditions_and_tasks(runs_dir, tmp_path):
     assert set(prov["runs"]) == {"text-bpe", "phone-bpe", "phone"} and set(prov["task_hashes"]) == {"sblimp", "swuggy"}
 
 
+def test_whole_report_lists_conditions_in_the_papers_order_whatever_mlflow_returns(tmp_path):
+    d = tmp_path / "runs"
+    d.mkdir()
+    for view in ("phone", "speech@varied/mel-kmeans", "text-bpe", "phone-repeat@varied", "phone-bpe"):
+        _fake_run(d, view, {"swuggy": 0.8})  # registered in an order that is neither the paper's nor by name
+    out = report("smoke", tmp_path / "r", d)
+    assert [r["view"] for r in out["table4"]] == ["text-bpe", "phone-bpe", "phone", "phone-repeat@varied",
+                                                  "speech@varied/mel-kmeans"]
+
+
 def test_factor_report_names_the_missing_condition(runs_dir, tmp_path, capsys):
     # views the user names must all be there: one line naming the first that is not
     assert main(["report", "--scale", "smoke", "--views", "text-bpe,text-char", "--runs-dir", str(runs_dir),

@@ -39,6 +39,9 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
                         ", ".join(missing))
             absent = missing
         conditions = {v: conditions[v] for v in wanted if v in conditions}
+    else:  # the paper's order (factor pairs, then any other condition by name), whatever order MLflow returns
+        rank = {v: i for i, v in enumerate(factor_views("all", tokenizer))}
+        conditions = dict(sorted(conditions.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
     if not conditions:
         raise InputError(f"no scored runs of scale {scale} in {runs_dir}: run `modevo eval --all --scale {scale}`")
     hashes = check_hashes([r for rs in conditions.values() for r in rs])
