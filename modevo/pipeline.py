@@ -59,6 +59,11 @@ class Step:
     done: bool
     estimate_s: float | None
     command: list[str]
+    status: str | None = None  # shown instead of cached / to run: "no weights" for what an unpacked run cannot do
+
+    @property
+    def shown(self) -> str:
+        return self.status or ("cached" if self.done else "to run")
 
 
 def _stage(scale: str, view: str, seed: int, budget: str, tokenizer: str, configs: Path, overrides=()):
@@ -241,14 +246,17 @@ def plan(scale: str, views: list[str], seeds: list[int], budget: str = "tokens",
             steps.append(Step("eval", f"{spec.name} seed {seed}: {', '.join(ecfg.tasks.names)}", done,
                               None if done else render_s + score_s,
                               mx + ["eval", "--all", "--scale", scale, "--config", str(eval_path), "--runs-dir",
-                                    str(runs_dir), *eval_overrides, "--no-progress"]))
+                                    str(runs_dir), *eval_overrides, "--no-progress"],
+                              None if scored_ok or not weightless else "no weights"))
             if generate:
                 last = recorded_milestones(folder)[-1:] if folder is not None else []
-                judged = weightless or (bool(last) and judged_of(folder, last[0].stem) is not None)
-                steps.append(Step("generate", f"{spec.name} seed {seed}: continuations, judged", judged,
-                                  None if judged else _generate_s(spec, rate),
+                sampled = bool(last) and judged_of(folder, last[0].stem) is not None
+                # an unpacked run without judged continuations cannot be sampled here: say so, not "cached"
+                steps.append(Step("generate", f"{spec.name} seed {seed}: continuations, judged", sampled or weightless,
+                                  None if sampled or weightless else _generate_s(spec, rate),
                                   mx + ["generate", "--all", "--scale", scale, "--views", ",".join(s.name for s in specs),
-                                        "--runs-dir", str(runs_dir), "--no-progress"]))
+                                        "--runs-dir", str(runs_dir), "--no-progress"],
+                                  None if sampled or not weightless else "no weights"))
     return steps
 
 
@@ -266,14 +274,18 @@ def _generate_s(spec, train_rate: float) -> float:
 
 
 def format_plan(steps: list[Step]) -> str:
-    lines = [f"{'stage':<10} {'status':<8} {'estimate':>10}  what"]
+    lines = [f"{'stage':<10} {'status':<10} {'estimate':>10}  what"]
     todo = 0.0
     for s in steps:
         est = "—" if s.done else ("?" if s.estimate_s is None else _dur(s.estimate_s))
         todo += 0 if s.done or s.estimate_s is None else s.estimate_s
-        lines.append(f"{s.stage:<10} {'cached' if s.done else 'to run':<8} {est:>10}  {s.what}")
+        lines.append(f"{s.stage:<10} {s.shown:<10} {est:>10}  {s.what}")
     n = sum(not s.done for s in steps)
     lines.append(f"{n} of {len(steps)} steps to run, about {_dur(todo)} on this machine (rough; see modevo/pipeline.py)")
+    weightless = sum(s.status == "no weights" for s in steps)
+    if weightless:
+        lines.append(f"{weightless} step(s) of unpacked runs cannot run here (a bundle has no weights): train those "
+                     "conditions in a runs folder without their bundles to score or sample them anew")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """`modevo plan` marks exactly what is cached and what would run; `modevo factor` runs the missing steps."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,18 @@ def test_factor_a_end_to_end_prints_its_table3_rows(novels, cache, tmp_path, cap
     assert not list((tmp_path / "elsewhere").rglob("*.pt"))
     assert main(["plan", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "elsewhere"), "--eval-config",
                  str(eval_cfg), *over]) == 0
-    assert "0 of 13 steps to run" in capsys.readouterr().out
+    plan = capsys.readouterr().out
+    assert "0 of 13 steps to run" in plan and "no weights" not in plan
+    # a bundle scored but never sampled (as results/cpu's 2026-12-04 runs): nothing to run, and the plan says why
+    # its continuations are missing instead of calling them cached
+    for samples in (tmp_path / "elsewhere").glob("smoke/phone/*/samples"):
+        shutil.rmtree(samples)
+    assert main(["plan", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "elsewhere"), "--eval-config",
+                 str(eval_cfg), *over]) == 0
+    plan = capsys.readouterr().out
+    assert "0 of 13 steps to run" in plan and "1 step(s) of unpacked runs cannot run here" in plan
+    marked = [ln for ln in plan.splitlines() if ln.split()[1:3] == ["no", "weights"]]
+    assert len(marked) == 1 and marked[0].startswith("generate") and "phone seed 0: continuations" in marked[0]
     assert main(["report", "--scale", "smoke", "--factor", "A", "--runs-dir", str(tmp_path / "elsewhere"),
                  "--out", str(tmp_path / "results-elsewhere")]) == 0
     assert "| A | text-char | phone | sblimp |" in capsys.readouterr().out
