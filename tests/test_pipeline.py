@@ -115,6 +115,9 @@ def test_factor_a_end_to_end_prints_its_table3_rows(novels, cache, tmp_path, cap
     assert len(judged) == 4  # every condition's continuations judged, so Table 4 gets its column
     assert "continuation PPL" in out
     assert "| total |" in (tmp_path / "results" / "wall_times.md").read_text()
+    prov = json.loads((tmp_path / "results" / "provenance.json").read_text())
+    trained = [r for rs in prov["runs"].values() for r in rs]
+    assert len(trained) == 4 and all(int(r["threads"]) >= 1 and r["processor"] for r in trained)
     # a second call finds every step cached and runs nothing
     assert main(["plan", "A", "--scale", "smoke", "--runs-dir", str(tmp_path / "runs"), "--eval-config",
                  str(eval_cfg), *over]) == 0

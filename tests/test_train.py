@@ -14,6 +14,7 @@ import torch
 
 from modevo.config import load
 from modevo.corpus import synth
+from modevo.machine import cpu_model
 from modevo.train.config import TrainStageConfig
 from modevo.train.data import StepBatches, steps_for
 from modevo.train.module import lr_lambda
@@ -71,6 +72,9 @@ def test_every_view_trains_and_lands_in_mlflow(novels, cache, tmp_path):
         assert res["tokens_seen"] >= 2048 and res["final_valid_loss"] > 0
         assert res["params_non_embedding"] < res["params_total"]
         assert len(info["checkpoints"]) >= 2  # milestones plus the final weights
+        # what the numbers depend on beyond the config: one stretch of training on this processor and thread count
+        assert info["compute"] == [{"processor": cpu_model(), "threads": torch.get_num_threads(), "gpu": "",
+                                    "from_step": 0}]
     client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{(tmp_path / 'runs').resolve() / 'mlflow.db'}")
     exp = client.get_experiment_by_name("modevo")
     runs = client.search_runs([exp.experiment_id], filter_string="tags.scale = 'smoke'")
@@ -79,6 +83,7 @@ def test_every_view_trains_and_lands_in_mlflow(novels, cache, tmp_path):
     run = next(r for r in runs if r.data.tags["view"] == "phone")
     assert run.data.tags["factors"] == "A,B" and run.data.tags["budget"] == "tokens" and run.data.tags["seed"] == "0"
     assert len(run.data.tags["corpus_hash"]) == 64 and run.data.tags["code_version"]
+    assert run.data.tags["threads"] == str(torch.get_num_threads()) and run.data.tags["processor"] == cpu_model()
     history = client.get_metric_history(run.info.run_id, "valid_loss")
     assert len(history) >= 2 and all(h.step % 128 == 0 for h in history)  # steps are tokens seen
     assert client.get_metric_history(run.info.run_id, "epochs")
@@ -139,6 +144,10 @@ def test_killed_run_resumes_to_identical_weights(novels, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["results"]["final_valid_loss"] == clean["results"]["final_valid_loss"]
     assert resumed["validation"] == clean["validation"]
+    # the killed process and this one may use different thread counts: a new stretch only where it changed
+    stretches = resumed["compute"]
+    assert stretches[0]["from_step"] == 0 and 1 <= len(stretches) <= 2 and all(s["threads"] >= 1 for s in stretches)
+    assert len(stretches) == 1 or (stretches[1]["from_step"] > 0 and stretches[1]["threads"] != stretches[0]["threads"])
 
 
 def test_compiled_training_matches_eager_and_saves_plain_weights(novels, cache, tmp_path):

@@ -98,7 +98,9 @@ def report(scale: str, out: str | Path | None = None, runs_dir: str | Path = "ru
     provenance = {"scale": scale, "task_hashes": hashes, "protocol": protocol, "machine": describe_machine(),
                   "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "runs": {v: [{"mlflow_run_id": r.run_id, "run_dir": str(r.run_dir), "seed": r.seed,
-                                "checkpoint": max(r.evals), "code_version": r.tags.get("code_version")}
+                                "checkpoint": max(r.evals), "code_version": r.tags.get("code_version"),
+                                # what a rerun must match to be bit-identical (null: trained before it was recorded)
+                                "processor": r.tags.get("processor"), "threads": r.tags.get("threads")}
                                for r in rs] for v, rs in conditions.items()}}
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1, sort_keys=True))
     files.append(out / "provenance.json")

@@ -23,6 +23,7 @@ from modevo import __version__
 from modevo.cache import atomic_write_bytes, file_digest, read_run_json, stable_hash
 from modevo.config import to_dict
 from modevo.errors import ConfigError, InputError
+from modevo.machine import describe
 from modevo.train.callbacks import (Milestones, ResumePoint, TrainingProgress, Validation, checkpoint_step,
                                     save_weights, token_progress_bar, write_json)
 from modevo.train.config import TrainStageConfig
@@ -422,11 +423,19 @@ def train(stage: TrainStageConfig, progress: bool = True, wait: bool = False) ->
                   "strategy": make_strategy_name(r), "activation_checkpointing": r.activation_checkpointing}
         logger = None
         if rank == 0:
+            # a CPU run's numbers depend on its thread count (the order of its reductions), a GPU run's on the card:
+            # recorded per stretch of training, so a rerun that is not bit-identical can be told apart
+            machine = describe()
+            compute = {"processor": machine["processor"], "threads": machine["threads"], "gpu": machine["cuda"] or ""}
+            stretches = info.get("compute", [])
+            if not stretches or {k: stretches[-1].get(k) for k in compute} != compute:
+                stretches = [*stretches, {**compute, "from_step": start}]
             tags = {"view": spec.name, "paper_name": spec.paper_name, "factors": ",".join(factors_of(spec)) or "none",
                     "scale": r.scale, "budget": r.budget, "seed": str(r.seed),
                     "corpus_hash": view.manifest["inputs"]["corpus"], "view_hash": view.manifest["content_hash"],
                     "code_version": code_version(), "precision": precision, "tokenizer": spec.tokenizer or "",
                     "rendering": spec.rendering or "", "run_dir": str(run_dir), "variant": run_variant(stage, spec),
+                    "processor": compute["processor"], "threads": str(compute["threads"]), "gpu": compute["gpu"],
                     **{k: str(v) for k, v in layout.items()}}
             Path(r.runs_dir).mkdir(parents=True, exist_ok=True)
             # with the default sqlite store, artifacts would otherwise land in ./mlruns of whatever the cwd is
@@ -444,7 +453,7 @@ def train(stage: TrainStageConfig, progress: bool = True, wait: bool = False) ->
                     with_store_retries(lambda: logger.experiment.log_artifact(logger.run_id, str(run_dir / "config.yaml")),
                                        "storing the config")
             info.update(mlflow_run_id=logger.run_id, status="running", run_dir=str(run_dir), view=spec.name,
-                        tracking_uri=tracking_uri(stage), total_steps=total, layout=layout)
+                        tracking_uri=tracking_uri(stage), total_steps=total, layout=layout, compute=stretches)
             write_json(info_path, info)
             if r.world_size > 1:
                 hand_over(stage_before_vocab, view_root)
