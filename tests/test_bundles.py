@@ -63,6 +63,21 @@ def test_a_bundle_round_trip_reports_the_same_tables(source, tmp_path):
     assert info["mlflow_run_id"] == phone.info.run_id and info["unpacked_from"] == phone.data.tags["unpacked_from"]
 
 
+def test_unpacking_into_a_fresh_store_keeps_artifacts_in_the_runs_folder(source, tmp_path, monkeypatch):
+    pack("smoke", tmp_path / "bundles", source)
+    monkeypatch.chdir(tmp_path)  # the default artifact root would be ./mlruns of the cwd
+    dest = tmp_path / "b"
+    unpack(tmp_path / "bundles", dest)
+    client = _client(dest)
+    exp = client.get_experiment_by_name("modevo")
+    assert exp.artifact_location.removeprefix("file://").startswith(str((dest / "artifacts").resolve()))
+    rid = _finished(dest)[0].info.run_id
+    note = tmp_path / "note.txt"
+    note.write_text("scored later")
+    client.log_artifact(rid, str(note))  # what scoring an unpacked run does
+    assert not (tmp_path / "mlruns").exists() and list((dest / "artifacts").rglob("note.txt"))
+
+
 def test_pack_and_unpack_are_idempotent(source, tmp_path):
     pack("smoke", tmp_path / "bundles", source)
     assert pack("smoke", tmp_path / "bundles", source) == {"packed": [], "unchanged": 3, "unscored": 0}

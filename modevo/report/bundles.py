@@ -153,7 +153,7 @@ def unpack(source: str | Path, runs_dir: str | Path = "runs", tracking_uri: str 
     from mlflow.tracking import MlflowClient
 
     from modevo.score.runs import default_tracking_uri
-    from modevo.train.run import check_tracking_uri, with_store_retries
+    from modevo.train.run import check_tracking_uri, ensure_experiment, with_store_retries
 
     source = Path(source)
     if not source.is_dir():
@@ -166,8 +166,11 @@ def unpack(source: str | Path, runs_dir: str | Path = "runs", tracking_uri: str 
     uri = tracking_uri or default_tracking_uri(runs_dir)
     check_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(EXPERIMENT)
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment(EXPERIMENT)
+    # as the trainer does: a fresh sqlite store's experiment keeps its artifacts in the runs folder, not in
+    # ./mlruns of whatever the cwd is, where every later score of these runs would land
+    artifacts = None if tracking_uri else str((runs_dir / "artifacts").resolve())
+    with_store_retries(lambda: ensure_experiment(uri, EXPERIMENT, artifacts), "creating the experiment")
+    exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     unpacked, present, skipped = [], 0, []
     for bundle in bundles:
         try:
